@@ -29,7 +29,8 @@ def _check(name: str, array: object, dtype: type[np.generic], shape: tuple[int |
     if not isinstance(array, np.ndarray):
         msg = f"Detections.{name}: expected numpy.ndarray, got {type(array).__name__}"
         raise TypeError(msg)
-    expected = "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
+    dims = ["N" if d is None else str(d) for d in shape]
+    expected = f"({dims[0]},)" if len(dims) == 1 else "(" + ", ".join(dims) + ")"
     if array.dtype != np.dtype(dtype):
         msg = f"Detections.{name}: expected dtype {np.dtype(dtype)}, got {array.dtype}"
         raise ValueError(msg)
