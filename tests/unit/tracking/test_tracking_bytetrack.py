@@ -1,0 +1,219 @@
+"""ByteTracker's API: row alignment, edge cases, input validation, instances, reset, bounds, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from edge.metrics import Metrics
+from edge.tracking import ByteTracker
+from edge.types import NO_TRACK, Detections
+
+
+def boxes(*rows: tuple[float, float, float, float]) -> np.ndarray:
+    return np.array(rows, np.float32).reshape(-1, 4)
+
+
+def dets(xyxy: np.ndarray, scores: list[float], classes: list[int] | None = None) -> Detections:
+    return Detections.from_arrays(xyxy, scores, classes if classes is not None else [0] * len(scores))
+
+
+PEOPLE = boxes((10, 10, 50, 110), (200, 10, 240, 110), (400, 10, 440, 110))
+
+
+def walk(step: int) -> np.ndarray:
+    return PEOPLE + np.float32(3 * step)
+
+
+def test_ids_follow_input_rows_and_order() -> None:
+    tracker = ByteTracker(30.0)
+    first = tracker.update(dets(walk(0), [0.9, 0.8, 0.95]))
+    assert first.track_id.tolist() == [1, 2, 3]  # frame 1 confirms at once; ids start at 1
+    # Same objects, rows shuffled, plus a low-score row that matches nothing.
+    order = [2, 0, 1]
+    xyxy = np.concatenate([walk(1)[order], boxes((900, 900, 950, 990))])
+    out = tracker.update(dets(xyxy, [0.95, 0.9, 0.8, 0.3], [5, 6, 7, 8]))
+    assert out.track_id.tolist() == [3, 1, 2, NO_TRACK]
+    np.testing.assert_array_equal(out.xyxy, xyxy)  # same rows, untouched
+    assert out.class_id.tolist() == [5, 6, 7, 8]
+    assert tracker.active_count == 3
+
+
+def test_new_track_needs_a_second_frame_after_the_first() -> None:
+    tracker = ByteTracker(30.0)
+    tracker.update(Detections.empty())
+    assert tracker.update(dets(walk(0)[:1], [0.9])).track_id.tolist() == [NO_TRACK]  # unconfirmed
+    assert tracker.update(dets(walk(1)[:1], [0.9])).track_id.tolist() == [1]
+    assert tracker.active_count == 1
+
+
+def test_low_score_detection_keeps_a_track_but_never_starts_one() -> None:
+    tracker = ByteTracker(30.0)
+    tracker.update(dets(walk(0)[:1], [0.9]))
+    assert tracker.update(dets(walk(1)[:1], [0.3])).track_id.tolist() == [1]
+    fresh = ByteTracker(30.0)
+    assert fresh.update(dets(walk(0)[:1], [0.65])).track_id.tolist() == [NO_TRACK]  # < 0.7 new-track
+    assert fresh.update(dets(walk(1)[:1], [0.65])).track_id.tolist() == [NO_TRACK]
+    assert fresh.live_slots == 0
+
+
+def test_empty_frames_and_a_single_detection() -> None:
+    tracker = ByteTracker(30.0)
+    for _ in range(3):
+        out = tracker.update(Detections.empty())
+        assert len(out) == 0
+        assert out.track_id.dtype == np.int64
+    assert tracker.update_arrays(np.zeros((0, 4)), np.zeros(0)).shape == (0,)
+    ids = [int(tracker.update(dets(walk(i)[:1], [0.9])).track_id[0]) for i in range(5)]
+    assert ids == [NO_TRACK, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("row", "score", "message"),
+    [
+        ((np.nan, 0, 10, 10), 0.9, "NaN or infinite"),
+        ((0, 0, np.inf, 10), 0.9, "NaN or infinite"),
+        ((0, 0, 10, 10), np.nan, "NaN or infinite"),
+        ((10, 0, 5, 10), 0.9, "negative size"),
+        ((0, 10, 10, 5), 0.9, "negative size"),
+    ],
+)
+def test_invalid_boxes_are_rejected_without_changing_state(
+    row: tuple[float, ...], score: float, message: str
+) -> None:
+    tracker = ByteTracker(30.0)
+    tracker.update(dets(walk(0), [0.9, 0.9, 0.9]))
+    xyxy = np.concatenate([walk(1), boxes(row)])
+    with pytest.raises(ValueError, match=rf"detection row 3: .*{message}"):
+        tracker.update(dets(xyxy, [0.9, 0.9, 0.9, score]))
+    assert tracker.frame_id == 1  # the bad frame did not count
+    assert tracker.update(dets(walk(1), [0.9, 0.9, 0.9])).track_id.tolist() == [1, 2, 3]
+
+
+def test_zero_area_box_is_ignored_not_an_error() -> None:
+    tracker = ByteTracker(30.0)
+    out = tracker.update_arrays(boxes((5, 5, 5, 50), (10, 10, 50, 110)), np.array([0.9, 0.9]))
+    assert out.tolist() == [NO_TRACK, 1]
+
+
+def test_update_arrays_checks_shapes() -> None:
+    tracker = ByteTracker(30.0)
+    with pytest.raises(ValueError, match="xyxy"):
+        tracker.update_arrays(np.zeros((2, 3)), np.zeros(2))
+    with pytest.raises(ValueError, match="scores"):
+        tracker.update_arrays(np.zeros((2, 4)), np.zeros(3))
+    with pytest.raises(ValueError, match="classes"):
+        tracker.update_arrays(np.zeros((2, 4)), np.zeros(2), np.zeros(1))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"frame_rate": 0.0}, "frame_rate"),
+        ({"frame_rate": float("nan")}, "frame_rate"),
+        ({"frame_rate": 30.0, "track_thresh": 0.05}, "low_thresh"),
+        ({"frame_rate": 30.0, "match_thresh": 0.0}, "match_thresh"),
+        ({"frame_rate": 30.0, "max_tracks": 0}, "max_tracks"),
+        ({"frame_rate": 30.0, "track_buffer": -1}, "track_buffer"),
+    ],
+)
+def test_bad_settings_are_rejected(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ByteTracker(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("fps", "kept"), [(30.0, 30), (15.0, 15), (14.0, 14), (60.0, 60), (7.5, 7)])
+def test_lost_track_buffer_scales_with_frame_rate(fps: float, kept: int) -> None:
+    tracker = ByteTracker(fps, track_buffer=30)
+    assert tracker.max_time_lost == kept
+    tracker.update(dets(walk(0)[:1], [0.9]))
+    removed_at = None
+    for gap in range(1, kept + 5):
+        tracker.update(Detections.empty())
+        if tracker.removed_ids().size:
+            assert tracker.removed_ids().tolist() == [1]
+            removed_at = gap
+            break
+    # Removed on the first frame more than max_time_lost frames after its last match.
+    assert removed_at == kept + 1
+    assert tracker.live_slots == 0
+
+
+def test_lost_track_is_found_again_with_its_id() -> None:
+    tracker = ByteTracker(30.0)
+    tracker.update(dets(walk(0), [0.9, 0.9, 0.9]))
+    tracker.update(dets(walk(1), [0.9, 0.9, 0.9]))
+    for _ in range(5):
+        tracker.update(dets(walk(1)[1:], [0.9, 0.9]))  # the first person is hidden
+    assert tracker.active_count == 2
+    assert tracker.live_slots == 3
+    out = tracker.update(dets(walk(1), [0.9, 0.9, 0.9]))
+    assert out.track_id.tolist() == [1, 2, 3]
+
+
+def test_two_instances_never_share_ids_and_reset_is_isolated() -> None:
+    a = ByteTracker(30.0)
+    b = ByteTracker(25.0)
+    ida = a.update(dets(walk(0), [0.9, 0.9, 0.9])).track_id.tolist()
+    idb = b.update(dets(walk(0)[:2], [0.9, 0.9])).track_id.tolist()
+    assert ida == [1, 2, 3]
+    assert idb == [1, 2]  # per-instance counter, not a class-level one
+    b.update(dets(boxes((700, 10, 740, 110)), [0.9]))
+    b.update(dets(boxes((703, 10, 743, 110)), [0.9]))
+    a.reset()
+    assert a.live_slots == 0
+    assert a.frame_id == 0
+    assert a.update(dets(walk(5)[:1], [0.9])).track_id.tolist() == [1]  # ids restart after reset
+    # b is untouched by a's reset: its next new track continues its own sequence.
+    assert b.live_slots == 3
+    out = b.update(dets(np.concatenate([walk(2)[:2], boxes((706, 10, 746, 110))]), [0.9, 0.9, 0.9]))
+    assert out.track_id.tolist() == [1, 2, 3]
+
+
+def test_max_tracks_overflow_is_counted_not_fatal() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    tracker = ByteTracker(30.0, max_tracks=4, metrics=metrics, camera="cam1")
+    grid = boxes(*[(100.0 * i, 10.0, 100.0 * i + 40, 110.0) for i in range(10)])
+    out = tracker.update(dets(grid, [0.9] * 10))
+    assert out.track_id.tolist() == [1, 2, 3, 4] + [NO_TRACK] * 6
+    assert tracker.dropped_tracks == 6
+    out = tracker.update(dets(grid + 1, [0.9] * 10))
+    assert out.track_id.tolist() == [1, 2, 3, 4] + [NO_TRACK] * 6
+    assert tracker.dropped_tracks == 12
+    assert tracker.live_slots == 4
+    assert registry.get_sample_value("edge_tracks_dropped_total", {"camera": "cam1"}) == 12
+    assert registry.get_sample_value("edge_active_tracks", {"camera": "cam1"}) == 4
+    assert registry.get_sample_value("edge_tracker_seconds_count", {"camera": "cam1"}) == 2
+
+
+def test_removed_ids_only_report_confirmed_tracks() -> None:
+    tracker = ByteTracker(30.0, track_buffer=2)
+    tracker.update(Detections.empty())
+    tracker.update(dets(walk(0)[:1], [0.9]))  # unconfirmed id 1
+    tracker.update(Detections.empty())  # unconfirmed and unmatched: removed silently
+    assert tracker.removed_ids().tolist() == []
+    assert tracker.live_slots == 0
+    tracker.update(dets(walk(0)[:1], [0.9]))
+    tracker.update(dets(walk(1)[:1], [0.9]))
+    removed: list[int] = []
+    for _ in range(5):
+        tracker.update(Detections.empty())
+        removed += tracker.removed_ids().tolist()
+    assert removed == [2]
+
+
+def test_tracks_reports_kalman_boxes_of_matched_confirmed_tracks() -> None:
+    tracker = ByteTracker(30.0)
+    tracker.update(dets(walk(0), [0.9, 0.9, 0.9]))
+    ids, xyxy = tracker.tracks()
+    assert sorted(ids.tolist()) == [1, 2, 3]
+    np.testing.assert_allclose(xyxy[np.argsort(ids)], walk(0), atol=1e-3)
+
+
+def test_float64_and_strided_input_is_accepted() -> None:
+    tracker = ByteTracker(30.0)
+    wide = np.zeros((3, 8))
+    wide[:, ::2] = walk(0)
+    assert tracker.update_arrays(wide[:, ::2], [0.9, 0.9, 0.9]).tolist() == [1, 2, 3]
