@@ -1,0 +1,346 @@
+"""One camera's lines and zones behind one call per frame.
+
+:class:`CameraAnalytics` turns the tracker's output of a frame into typed events, keeps the counts,
+and evicts per-track state when the tracker removes tracks. It does no I/O: persisting the counts is
+:mod:`edge.events.store`'s job, publishing is the publisher's.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.events.lines import IN, LineCounter, LineSpec
+from edge.events.model import LineCrossing, ZoneEnter, ZoneExit, ZoneLoitering, iso_ms
+from edge.events.zones import ENTER, EXIT_LEFT, EXIT_LOST, ZoneHit, ZoneSpec, ZoneTracker
+from edge.types import anchor_points
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from edge.events.model import Event
+    from edge.metrics import Metrics
+    from edge.types import Detections
+
+log = logging.getLogger(__name__)
+
+Counts = dict[str, Any]
+"""Snapshot of the persistent counters, JSON-ready::
+
+    {"lines": {name: {"in": {class_id: n}, "out": {class_id: n}}},
+     "zones": {name: {"entries": {class_id: n}}}}
+"""
+
+# Shared empty inputs for frames without detections (never written to).
+_NO_IDS: npt.NDArray[np.int64] = np.zeros(0, np.int64)
+_NO_CLS: npt.NDArray[np.int32] = np.zeros(0, np.int32)
+_NO_CONF: npt.NDArray[np.float32] = np.zeros(0, np.float32)
+_NO_BOXES: npt.NDArray[np.float32] = np.zeros((0, 4), np.float32)
+_NO_POINTS: npt.NDArray[np.float64] = np.zeros((0, 2), np.float64)
+for _a in (_NO_IDS, _NO_CLS, _NO_CONF, _NO_BOXES, _NO_POINTS):
+    _a.flags.writeable = False
+
+
+class CameraAnalytics:
+    """All lines and zones of one camera.
+
+    Args:
+        camera: camera name, copied into every event and metric label.
+        lines: counting lines (names unique).
+        zones: zones (names unique).
+        run_id: id of this process run (new per start); part of every ``event_id``.
+        class_names: class id -> name for events and metric labels; unknown ids render as the number.
+        metrics: where crossings, zone events and occupancy are exported; ``None`` for none.
+        max_tracks: bound of each line's and zone's per-track table (a safety net; eviction on the
+            tracker's removed ids is what keeps them small).
+    """
+
+    def __init__(
+        self,
+        camera: str,
+        lines: Sequence[LineSpec] = (),
+        zones: Sequence[ZoneSpec] = (),
+        *,
+        run_id: str,
+        class_names: Mapping[int, str] | Sequence[str] = (),
+        metrics: Metrics | None = None,
+        max_tracks: int = 10_000,
+    ) -> None:
+        self.camera = camera
+        self.run_id = run_id
+        self._names: dict[int, str] = (
+            dict(class_names.items()) if hasattr(class_names, "items") else dict(enumerate(class_names))
+        )
+        self._metrics = metrics
+        self._max_tracks = max_tracks
+        self._seq = 0
+        self._exported: dict[str, set[int]] = {}  # zone -> class ids whose occupancy gauge exists
+        self.lines: dict[str, LineCounter] = {}
+        self.zones: dict[str, ZoneTracker] = {}
+        self.reconfigure(lines, zones)
+
+    # ---- configuration -------------------------------------------------------------------------
+
+    def reconfigure(self, lines: Sequence[LineSpec], zones: Sequence[ZoneSpec]) -> None:
+        """Swap in new lines and zones (SIGHUP reload).
+
+        Counts of lines and zones whose name persists are kept; an unchanged spec also keeps its
+        per-track state, a changed one starts its tracks afresh (their old sides mean nothing on the new
+        geometry). Lines and zones no longer configured are dropped with their counts.
+        """
+        _unique("line", [s.name for s in lines])
+        _unique("zone", [s.name for s in zones])
+        new_lines: dict[str, LineCounter] = {}
+        for spec in lines:
+            old = self.lines.get(spec.name)
+            if old is not None and old.spec == spec:
+                new_lines[spec.name] = old
+                continue
+            counter = LineCounter(spec, self._max_tracks)
+            if old is not None:
+                counter.set_counts(old.counts())
+            new_lines[spec.name] = counter
+        new_zones: dict[str, ZoneTracker] = {}
+        for zspec in zones:
+            zold = self.zones.get(zspec.name)
+            if zold is not None and zold.spec == zspec:
+                new_zones[zspec.name] = zold
+                continue
+            zone = ZoneTracker(zspec, self._max_tracks)
+            if zold is not None:
+                zone.set_entries(zold.entries())
+            new_zones[zspec.name] = zone
+        self.lines = new_lines
+        self.zones = new_zones
+        self._anchors = sorted({s.anchor for s in lines} | {s.anchor for s in zones})
+
+    # ---- counters ------------------------------------------------------------------------------
+
+    def counts(self) -> Counts:
+        """Snapshot of the persistent counters (see :data:`Counts`)."""
+        return {
+            "lines": {name: c.counts() for name, c in self.lines.items()},
+            "zones": {name: {"entries": z.entries()} for name, z in self.zones.items()},
+        }
+
+    def occupancy(self) -> dict[str, dict[int, int]]:
+        """``{zone: {class_id: tracks inside}}`` right now."""
+        return {name: z.occupancy() for name, z in self.zones.items()}
+
+    def restore(self, counts: Mapping[str, Any]) -> None:
+        """Load counters saved by :meth:`counts`; names not configured any more are ignored."""
+        for name, line_counts in counts.get("lines", {}).items():
+            if name in self.lines:
+                self.lines[name].set_counts(
+                    {d: {int(c): int(n) for c, n in line_counts.get(d, {}).items()} for d in ("in", "out")}
+                )
+        for name, zone_counts in counts.get("zones", {}).items():
+            if name in self.zones:
+                entries = zone_counts.get("entries", {})
+                self.zones[name].set_entries({int(c): int(n) for c, n in entries.items()})
+
+    def reset_line(self, name: str) -> None:
+        """Zero one line's counts (raises ``KeyError`` for an unknown line)."""
+        self.lines[name].reset()
+
+    def reset_zone(self, name: str) -> None:
+        """Zero one zone's entry totals (occupancy is live state and is kept)."""
+        self.zones[name].reset()
+
+    def reset(self) -> None:
+        """Zero every counter of this camera."""
+        for c in self.lines.values():
+            c.reset()
+        for z in self.zones.values():
+            z.reset()
+
+    def evict(self, track_ids: Iterable[int] | npt.NDArray[np.int64]) -> None:
+        """Forget per-track state of these tracks in every line and zone, without events."""
+        ids = np.fromiter(track_ids, np.int64) if not isinstance(track_ids, np.ndarray) else track_ids
+        for c in self.lines.values():
+            c.evict(ids.astype(np.int64, copy=False))
+        for z in self.zones.values():
+            z.evict(ids.astype(np.int64, copy=False))
+
+    def state_sizes(self) -> dict[str, int]:
+        """Rows of per-track state per line/zone (``line:NAME`` / ``zone:NAME``); for bounds tests."""
+        sizes = {f"line:{n}": len(c.table) for n, c in self.lines.items()}
+        sizes.update({f"zone:{n}": len(z.table) for n, z in self.zones.items()})
+        return sizes
+
+    # ---- the per-frame call --------------------------------------------------------------------
+
+    def update(
+        self,
+        dets: Detections,
+        removed_ids: npt.NDArray[np.int64] | Sequence[int] = _NO_IDS,
+        frame_no: int = 0,
+        ts_wall: float = 0.0,
+        ts_mono: float = 0.0,
+    ) -> list[Event]:
+        """Feed one frame's tracked detections; return the events it produced, in order.
+
+        Args:
+            dets: the tracker's output (``track_id`` filled, ``-1`` for unconfirmed rows).
+            removed_ids: tracks the tracker removed at this frame; their state is evicted here, and
+                zones emit ``zone_exit`` with reason ``lost`` for those still inside.
+            frame_no: the source's frame number, copied into events.
+            ts_wall: capture time (Unix seconds) for event timestamps.
+            ts_mono: capture time on the monotonic clock, for dwell times.
+        """
+        removed = np.asarray(removed_ids, np.int64).reshape(-1)
+        events: list[Event] = []
+        if not self.lines and not self.zones:
+            return events
+        anchors = (
+            {a: anchor_points(dets.xyxy, a).astype(np.float64) for a in self._anchors} if len(dets) else {}
+        )
+        for counter in self.lines.values():
+            if len(dets):
+                rows, dirs = counter.update(
+                    dets.track_id, dets.class_id, anchors[counter.spec.anchor], frame_no
+                )
+                pts = anchors[counter.spec.anchor]
+                events.extend(
+                    self._crossing(counter, dets, pts, row, direction, frame_no, ts_wall)
+                    for row, direction in zip(rows.tolist(), dirs.tolist(), strict=True)
+                )
+            if removed.shape[0]:
+                counter.evict(removed)
+        for zone in self.zones.values():
+            if len(dets):
+                hits = zone.update(
+                    dets.track_id,
+                    dets.class_id,
+                    dets.confidence,
+                    dets.xyxy,
+                    anchors[zone.spec.anchor],
+                    removed,
+                    frame_no,
+                    ts_mono,
+                )
+            else:
+                hits = zone.update(
+                    _NO_IDS, _NO_CLS, _NO_CONF, _NO_BOXES, _NO_POINTS, removed, frame_no, ts_mono
+                )
+            events.extend(self._zone_event(zone, hit, frame_no, ts_wall) for hit in hits)
+            if self._metrics is not None and (hits or removed.shape[0]):
+                self._export_occupancy(zone)
+        return events
+
+    # ---- event construction (only when something fired) ----------------------------------------
+
+    def _class_name(self, class_id: int) -> str:
+        return self._names.get(class_id, str(class_id))
+
+    def _common(
+        self,
+        frame_no: int,
+        ts_wall: float,
+        track_id: int,
+        class_id: int,
+        confidence: float,
+        box: Sequence[float],
+        anchor: Sequence[float],
+    ) -> dict[str, Any]:
+        seq = self._seq
+        self._seq += 1
+        return {
+            "event_id": f"{self.run_id}-{self.camera}-{seq}",
+            "run_id": self.run_id,
+            "seq": seq,
+            "camera": self.camera,
+            "ts": iso_ms(ts_wall),
+            "ts_ms": round(ts_wall * 1000.0),
+            "frame": frame_no,
+            "track_id": track_id,
+            "class_id": class_id,
+            "class_name": self._class_name(class_id),
+            "confidence": round(float(confidence), 4),
+            "bbox": tuple(round(float(v), 1) for v in box),
+            "anchor_xy": (round(float(anchor[0]), 1), round(float(anchor[1]), 1)),
+        }
+
+    def _crossing(
+        self,
+        counter: LineCounter,
+        dets: Detections,
+        anchors: npt.NDArray[np.float64],
+        row: int,
+        direction: int,
+        frame_no: int,
+        ts_wall: float,
+    ) -> LineCrossing:
+        cls = int(dets.class_id[row])
+        key = "in" if direction == IN else "out"
+        spec = counter.spec
+        if self._metrics is not None:
+            self._metrics.line_crossings.labels(
+                camera=self.camera, line=spec.name, direction=key, class_name=self._class_name(cls)
+            ).inc()
+        return LineCrossing(
+            **self._common(
+                frame_no,
+                ts_wall,
+                int(dets.track_id[row]),
+                cls,
+                float(dets.confidence[row]),
+                dets.xyxy[row].tolist(),
+                anchors[row].tolist(),
+            ),
+            line=spec.name,
+            direction=key,
+            label=spec.label(direction),
+            counts={"in": counter.total(IN, cls), "out": counter.total(-IN, cls)},
+            counts_all={"in": counter.total(IN), "out": counter.total(-IN)},
+        )
+
+    def _zone_event(self, zone: ZoneTracker, hit: ZoneHit, frame_no: int, ts_wall: float) -> Event:
+        common = self._common(
+            frame_no, ts_wall, hit.track_id, hit.class_id, hit.confidence, hit.xyxy, hit.anchor
+        )
+        occupancy_all = sum(zone.occupancy().values())
+        zone_fields: dict[str, Any] = {
+            "zone": zone.spec.name,
+            "occupancy": zone.occupancy_of(hit.class_id),
+            "occupancy_all": occupancy_all,
+            "entries": zone.entries().get(hit.class_id, 0),
+        }
+        dwell = round(hit.dwell_s, 3)
+        event: Event
+        if hit.kind == ENTER:
+            event = ZoneEnter(**common, **zone_fields)
+            kind = "zone_enter"
+        elif hit.kind in {EXIT_LEFT, EXIT_LOST}:
+            reason = "left" if hit.kind == EXIT_LEFT else "lost"
+            event = ZoneExit(**common, **zone_fields, reason=reason, dwell_s=dwell)
+            kind = "zone_exit"
+        else:
+            event = ZoneLoitering(**common, **zone_fields, dwell_s=dwell)
+            kind = "zone_loitering"
+        if self._metrics is not None:
+            self._metrics.zone_events.labels(camera=self.camera, zone=zone.spec.name, type=kind).inc()
+        return event
+
+    def _export_occupancy(self, zone: ZoneTracker) -> None:
+        assert self._metrics is not None
+        occupancy = zone.occupancy()
+        # Classes seen in this zone before are set too, so a class that left drops to 0.
+        shown = self._exported.setdefault(zone.spec.name, set())
+        shown.update(occupancy)
+        for cls in shown:
+            self._metrics.zone_occupancy.labels(
+                camera=self.camera, zone=zone.spec.name, class_name=self._class_name(cls)
+            ).set(occupancy.get(cls, 0))
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            msg = f"duplicate {what} name {n!r}"
+            raise ValueError(msg)
+        seen.add(n)

@@ -1,0 +1,155 @@
+"""Counters that survive restarts: one JSON file per camera in the state directory.
+
+Writes are atomic (temporary file in the same directory, ``fsync``, ``rename``, ``fsync`` of the
+directory), so a crash leaves either the old or the new file, never a torn one. A file that cannot be
+read back (truncated by a full disk, edited by hand) is reported once and moved aside as
+``<name>.corrupt-<unix time>``; the camera then starts from zero instead of refusing to run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class CounterStore:
+    """Load and save per-camera counter snapshots (:data:`edge.events.analytics.Counts`).
+
+    Args:
+        state_dir: directory for the files (``$STATE_DIRECTORY`` under systemd); created if missing.
+        min_interval_s: :meth:`maybe_save` writes at most this often per camera. Lower loses fewer
+            counts on a power cut; higher spares the SD card (each save is an fsync). A clean shutdown
+            calls :meth:`save` regardless, so only crashes lose up to this much.
+        clock: monotonic clock for the throttle (a fake in tests).
+    """
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        *,
+        min_interval_s: float = 1.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.min_interval_s = min_interval_s
+        self._clock = clock if clock is not None else time.monotonic
+        self._last_save: dict[str, float] = {}
+        self._last_written: dict[str, str] = {}
+
+    def path(self, camera: str) -> Path:
+        return self.state_dir / f"counts-{_SAFE.sub('_', camera)}.json"
+
+    def load(self, camera: str) -> dict[str, Any]:
+        """The saved snapshot of ``camera``; ``{}`` when there is none or it was corrupt."""
+        path = self.path(camera)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        try:
+            doc = json.loads(raw)
+            _validate(doc)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            self._quarantine(path, exc)
+            return {}
+        counts: dict[str, Any] = doc["counts"]
+        self._last_written[camera] = _encode_counts(camera, counts)
+        return counts
+
+    def save(self, camera: str, counts: Mapping[str, Any]) -> bool:
+        """Write the snapshot now if it changed since the last write; return whether it wrote."""
+        text = _encode_counts(camera, counts)
+        self._last_save[camera] = self._clock()
+        if self._last_written.get(camera) == text:
+            return False
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.path(camera)
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, text.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+        _fsync_dir(self.state_dir)
+        self._last_written[camera] = text
+        return True
+
+    def due(self, camera: str) -> bool:
+        """Whether ``min_interval_s`` has passed since the last save of ``camera``."""
+        last = self._last_save.get(camera)
+        return last is None or self._clock() - last >= self.min_interval_s
+
+    def maybe_save(self, camera: str, counts: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> bool:
+        """:meth:`save` unless the last one was less than ``min_interval_s`` ago.
+
+        Meant to be called on every frame: pass ``analytics.counts`` (the method) and the snapshot is
+        only taken when a save is due; unchanged counts are not rewritten.
+        """
+        if not self.due(camera):
+            return False
+        return self.save(camera, counts() if callable(counts) else counts)
+
+    def _quarantine(self, path: Path, exc: Exception) -> None:
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        try:
+            path.replace(aside)
+        except OSError as move_exc:
+            log.error(  # noqa: TRY400
+                "counter state %s is unreadable (%s) and could not be moved aside: %s", path, exc, move_exc
+            )
+            return
+        log.error("counter state %s is unreadable (%s); moved it to %s, starting from zero", path, exc, aside)
+
+
+def _encode_counts(camera: str, counts: Mapping[str, Any]) -> str:
+    doc = {"version": STATE_VERSION, "camera": camera, "counts": counts}
+    # JSON object keys are strings; class ids come back as str and are converted by restore().
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str) + "\n"
+
+
+def _validate(doc: Any) -> None:
+    if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
+        msg = f"not a version {STATE_VERSION} counter file"
+        raise ValueError(msg)
+    counts = doc["counts"]
+    if not isinstance(counts, dict):
+        raise TypeError("counts is not an object")
+    for name, line in counts.get("lines", {}).items():
+        for direction in ("in", "out"):
+            for cls, n in line.get(direction, {}).items():
+                if not isinstance(n, int) or n < 0:
+                    msg = f"line {name!r} {direction} class {cls}: bad count {n!r}"
+                    raise ValueError(msg)
+                int(cls)
+    for name, zone in counts.get("zones", {}).items():
+        for cls, n in zone.get("entries", {}).items():
+            if not isinstance(n, int) or n < 0:
+                msg = f"zone {name!r} class {cls}: bad count {n!r}"
+                raise ValueError(msg)
+            int(cls)
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; not supported on every filesystem, where it is best effort.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,138 @@
+"""Zone semantics: inertia, dropouts, exit reasons, dwell, loitering, occupancy."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from edge.events.analytics import CameraAnalytics
+from edge.events.model import Event, LineCrossing, ZoneEnter, ZoneExit
+from edge.events.zones import ZoneSpec
+from edge.types import NO_TRACK, Detections
+
+FPS = 10.0
+ZONE = ZoneSpec("z", ((100.0, 100.0), (300.0, 100.0), (300.0, 300.0), (100.0, 300.0)))
+IN_PT = (200.0, 200.0)
+OUT_PT = (50.0, 200.0)
+
+# One character per frame: I = seen inside, O = seen outside, . = not detected, X = removed by the tracker.
+
+
+def frame(rows: list[tuple[int, float, float, int]]) -> Detections:
+    if not rows:
+        return Detections.empty()
+    return Detections.from_arrays(
+        [[x - 10, y - 40, x + 10, y] for _t, x, y, _c in rows],
+        [0.8] * len(rows),
+        [c for *_r, c in rows],
+        [t for t, *_r in rows],
+    )
+
+
+def play(spec: ZoneSpec, script: str, track_id: int = 1, class_id: int = 0) -> list[tuple[int, str, float]]:
+    """Run one track through ``script``; return (frame, type[:reason], dwell_s) of every event."""
+    analytics = CameraAnalytics("cam", zones=[spec], run_id="t")
+    out = []
+    for n, c in enumerate(script):
+        rows = []
+        if c in "IO":
+            x, y = IN_PT if c == "I" else OUT_PT
+            rows = [(track_id, x, y, class_id)]
+        removed = [track_id] if c == "X" else []
+        for e in analytics.update(frame(rows), removed, frame_no=n, ts_wall=n / FPS, ts_mono=n / FPS):
+            assert not isinstance(e, LineCrossing)
+            reason = e.reason if isinstance(e, ZoneExit) else None
+            out.append((e.frame, e.type + (f":{reason}" if reason else ""), e.dwell_s))
+    return out
+
+
+CASES = [
+    ("enter after inertia frames inside", ZONE, "OOIII", [(4, "zone_enter", 0.0)]),
+    ("two frames inside are not enough", ZONE, "OOIIOOO", []),
+    ("1-frame dropouts do not break the run", ZONE, "OI.I.I", [(5, "zone_enter", 0.0)]),
+    ("1-frame excursion outside restarts the run", ZONE, "IIOIII", [(5, "zone_enter", 0.0)]),
+    ("enter, then dropouts while inside: no exit", ZONE, "III.I.I..I", [(2, "zone_enter", 0.0)]),
+    ("1-frame excursion out while inside: no exit", ZONE, "IIIIOIIOII", [(2, "zone_enter", 0.0)]),
+    ("exit after inertia frames outside, dwell to first outside frame", ZONE, "IIIIIOOO",
+     [(2, "zone_enter", 0.0), (7, "zone_exit:left", 0.5)]),
+    ("exit with dropouts while leaving", ZONE, "IIIII.O.O.O",
+     [(2, "zone_enter", 0.0), (10, "zone_exit:left", 0.6)]),
+    ("removed while inside: exit lost, dwell to last sighting", ZONE, "IIIII..X",
+     [(2, "zone_enter", 0.0), (7, "zone_exit:lost", 0.4)]),
+    ("removed before entering: nothing", ZONE, "IIX", []),
+    ("removed outside after leaving: only one exit", ZONE, "IIIOOOX",
+     [(2, "zone_enter", 0.0), (5, "zone_exit:left", 0.3)]),
+    ("inertia 1", replace(ZONE, inertia=1), "OIO",
+     [(1, "zone_enter", 0.0), (2, "zone_exit:left", 0.1)]),
+    ("loitering fires once", replace(ZONE, loiter_seconds=0.5), "IIIIIIIIIIIII",
+     [(2, "zone_enter", 0.0), (5, "zone_loitering", 0.5)]),
+    ("loitering fires while undetected", replace(ZONE, loiter_seconds=0.5), "III.....",
+     [(2, "zone_enter", 0.0), (5, "zone_loitering", 0.5)]),
+    ("loitering once per visit", replace(ZONE, loiter_seconds=0.3, inertia=1), "IIIIIOIIII",
+     [(0, "zone_enter", 0.0), (3, "zone_loitering", 0.3), (5, "zone_exit:left", 0.5),
+      (6, "zone_enter", 0.0), (9, "zone_loitering", 0.3)]),
+    ("no loitering before loiter_seconds", replace(ZONE, loiter_seconds=5.0), "IIIIIOOO",
+     [(2, "zone_enter", 0.0), (7, "zone_exit:left", 0.5)]),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "script", "expected"), [pytest.param(s, sc, e, id=n) for n, s, sc, e in CASES]
+)
+def test_zone_cases(spec: ZoneSpec, script: str, expected: list[tuple[int, str, float]]) -> None:
+    assert play(spec, script) == expected
+
+
+def test_unconfirmed_track_never_enters() -> None:
+    assert play(ZONE, "IIIIII", track_id=NO_TRACK) == []
+
+
+def test_class_filter() -> None:
+    assert play(replace(ZONE, classes=frozenset({2})), "IIII", class_id=0) == []
+    assert play(replace(ZONE, classes=frozenset({2})), "IIII", class_id=2) == [(2, "zone_enter", 0.0)]
+
+
+def test_occupancy_and_entries_per_class() -> None:
+    analytics = CameraAnalytics("cam", zones=[ZONE], run_id="t", class_names={0: "person", 2: "car"})
+    rows = [(1, *IN_PT, 0), (2, *IN_PT, 0), (3, *IN_PT, 2), (4, *OUT_PT, 0)]
+    events: list[Event] = []
+    for n in range(3):
+        events += analytics.update(frame(rows), frame_no=n)
+    assert analytics.occupancy() == {"z": {0: 2, 2: 1}}
+    assert analytics.counts()["zones"] == {"z": {"entries": {0: 2, 2: 1}}}
+    last_person = [e for e in events if e.class_id == 0][-1]
+    assert isinstance(last_person, ZoneEnter)
+    assert (last_person.occupancy, last_person.occupancy_all, last_person.entries) == (2, 3, 2)
+    # Track 1 is removed: it leaves (lost), occupancy drops, the entry total stays.
+    (lost,) = analytics.update(frame(rows[1:]), [1], frame_no=3)
+    assert isinstance(lost, ZoneExit)
+    assert (lost.type, lost.reason, lost.occupancy, lost.occupancy_all) == ("zone_exit", "lost", 1, 2)
+    assert analytics.occupancy() == {"z": {0: 1, 2: 1}}
+    assert analytics.counts()["zones"]["z"]["entries"] == {0: 2, 2: 1}
+
+
+@pytest.mark.parametrize(
+    "polygon",
+    [
+        ((0.0, 0.0), (1.0, 1.0)),  # too few points
+        ((0.0, 0.0), (1.0, 1.0), (2.0, 2.0)),  # no area
+        ((0.0, 0.0), (10.0, 10.0), (10.0, 0.0), (0.0, 10.0)),  # bow tie: self-intersecting
+    ],
+)
+def test_invalid_polygons(polygon: tuple[tuple[float, float], ...]) -> None:
+    with pytest.raises(ValueError, match="simple polygon"):
+        ZoneSpec("bad", polygon)
+
+
+def test_concave_zone() -> None:
+    # A U shape: the notch in the middle (x 140..160, y < 200) is outside.
+    u = ZoneSpec(
+        "u",
+        ((100.0, 100.0), (140.0, 100.0), (140.0, 200.0), (160.0, 200.0), (160.0, 100.0), (200.0, 100.0),
+         (200.0, 300.0), (100.0, 300.0)),
+        inertia=1,
+    )
+    analytics = CameraAnalytics("cam", zones=[u], run_id="t")
+    events = analytics.update(frame([(1, 150.0, 150.0, 0), (2, 150.0, 250.0, 0), (3, 120.0, 150.0, 0)]))
+    assert sorted(e.track_id for e in events) == [2, 3]
