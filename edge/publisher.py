@@ -1,0 +1,849 @@
+"""MQTT publisher: events through the durable outbox, retained state, availability, Home Assistant discovery.
+
+This module is the only place that knows MQTT topic names (see ``docs/mqtt.md``)::
+
+    <prefix>/<node>/availability                      retained "online" / "offline" (last will "offline")
+    <prefix>/<node>/<camera>/status                   retained camera state from capture
+    <prefix>/<node>/<camera>/events/<type>            QoS 1, not retained, the JSON events
+    <prefix>/<node>/<camera>/lines/<line>/state       retained current counts
+    <prefix>/<node>/<camera>/zones/<zone>/state       retained current occupancy
+    <prefix>/<node>/<camera>/lines/<line>/reset       command: zero that line's counters
+
+Delivery: :meth:`Publisher.publish_event` appends to the :class:`~edge.outbox.Outbox` and wakes the network
+thread, which sends pending rows strictly in outbox order with at most ``max_inflight`` unacknowledged; a
+row leaves the outbox only when its PUBACK arrives. After a disconnect, the next connection restarts from the
+oldest pending row, so new events never overtake replayed ones and per-camera ``seq`` order is kept.
+Delivery is at-least-once: a PUBACK lost with the connection means the event is sent again, and consumers
+deduplicate on ``event_id``.
+
+Threading: paho-mqtt runs in one named thread of its own (``edge-mqtt``) driven by ``select`` on the
+client socket and a wake-up socket pair, so every paho call happens on that thread and nothing blocks the
+asyncio loop. The loop thread only writes to SQLite (tens of microseconds) and pokes the wake-up socket.
+Commands from the broker (line reset) are handed back to the loop with ``call_soon_threadsafe``.
+
+A fresh paho client is built for each connection attempt so that no hidden paho queue survives a
+disconnect: the outbox is the only source of truth for what still has to be sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import random
+import re
+import select
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from pydantic import SecretStr
+
+from edge import __version__
+from edge.clock import Clock, SystemClock
+from edge.errors import PublishError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+
+    from edge.metrics import Metrics
+    from edge.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+MqttVersion = Literal["3.1.1", "5"]
+
+# How often the network thread checkpoints the outbox WAL, so that commits on the event loop never have to.
+_CHECKPOINT_INTERVAL_S = 1.0
+
+AVAILABLE = "online"
+NOT_AVAILABLE = "offline"
+
+# A topic level must not contain the separator or wildcards (MQTT 3.1.1 section 4.7), and an empty level
+# would make the reset subscription ambiguous.
+_BAD_LEVEL = re.compile(r"[/+#\x00]")
+# Home Assistant node_id / object_id: [a-zA-Z0-9_-]+ (HA MQTT discovery documentation).
+_HA_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]+")
+
+
+def _check_level(what: str, value: str) -> str:
+    if not value or _BAD_LEVEL.search(value):
+        raise ValueError(f"{what} {value!r} cannot be used as an MQTT topic level (empty, '/', '+', '#')")
+    return value
+
+
+def ha_id(*parts: str) -> str:
+    """Join name parts into a Home Assistant object id: only ``[a-zA-Z0-9_-]``, lower-case."""
+    return "_".join(_HA_ID_UNSAFE.sub("_", p).strip("_").lower() or "x" for p in parts)
+
+
+class Topics:
+    """Topic names; the single source of the layout documented in ``docs/mqtt.md``."""
+
+    def __init__(self, prefix: str, node: str) -> None:
+        self.prefix = "/".join(_check_level("topic prefix level", p) for p in prefix.split("/"))
+        self.node = _check_level("node name", node)
+        self.base = f"{self.prefix}/{self.node}"
+
+    @property
+    def availability(self) -> str:
+        return f"{self.base}/availability"
+
+    def status(self, camera: str) -> str:
+        return f"{self._camera(camera)}/status"
+
+    def event(self, camera: str, event_type: str) -> str:
+        return f"{self._camera(camera)}/events/{_check_level('event type', event_type)}"
+
+    def line_state(self, camera: str, line: str) -> str:
+        return f"{self._camera(camera)}/lines/{_check_level('line name', line)}/state"
+
+    def zone_state(self, camera: str, zone: str) -> str:
+        return f"{self._camera(camera)}/zones/{_check_level('zone name', zone)}/state"
+
+    def line_reset(self, camera: str, line: str) -> str:
+        return f"{self._camera(camera)}/lines/{_check_level('line name', line)}/reset"
+
+    def _camera(self, camera: str) -> str:
+        return f"{self.base}/{_check_level('camera name', camera)}"
+
+    @property
+    def reset_filter(self) -> str:
+        """Subscription matching every line's reset command of this node."""
+        return f"{self.base}/+/lines/+/reset"
+
+    def parse_reset(self, topic: str) -> tuple[str, str] | None:
+        """``(camera, line)`` if ``topic`` is a reset command of this node, else ``None``."""
+        head = f"{self.base}/"
+        if not topic.startswith(head):
+            return None
+        parts = topic[len(head) :].split("/")
+        if len(parts) != 4 or parts[1] != "lines" or parts[3] != "reset" or not parts[0] or not parts[2]:
+            return None
+        return parts[0], parts[2]
+
+
+# -- Home Assistant discovery ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LineSpec:
+    """A counting line for discovery.
+
+    ``classes`` are the class names counted (one sensor per direction and class); empty means the line
+    counts every class and gets one total sensor per direction. The line state payload must be
+    ``{"<direction>": {"<class>": count, ...}, ...}`` (see ``docs/mqtt.md``).
+    """
+
+    name: str
+    classes: tuple[str, ...] = ()
+    directions: tuple[str, ...] = ("in", "out")
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSpec:
+    """A zone for discovery; state payload ``{"occupancy": {"<class>": n, ...}}``."""
+
+    name: str
+    classes: tuple[str, ...] = ()
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CameraSpec:
+    name: str
+    lines: tuple[LineSpec, ...] = ()
+    zones: tuple[ZoneSpec, ...] = ()
+
+
+def _template(key: str, cls: str | None) -> str:
+    if cls is None:
+        return "{{ value_json[%s].values() | sum }}" % json.dumps(key)  # noqa: UP031 - Jinja braces
+    return "{{ value_json[%s][%s] | default(0) }}" % (json.dumps(key), json.dumps(cls))  # noqa: UP031
+
+
+def discovery_configs(
+    topics: Topics, cameras: Sequence[CameraSpec], ha_prefix: str = "homeassistant"
+) -> list[tuple[str, dict[str, Any]]]:
+    """Home Assistant MQTT discovery ``(config topic, payload)`` pairs, one sensor per count.
+
+    Line counts are ``total_increasing`` (a reset to zero starts a new cycle in HA's statistics), zone
+    occupancy is a ``measurement``. All sensors share the node's availability topic and one HA device.
+    """
+    node_id = ha_id("edge", topics.node)
+    device = {
+        "identifiers": [node_id],
+        "name": f"edge {topics.node}",
+        "manufacturer": "edge",
+        "model": "edge camera analytics",
+        "sw_version": __version__,
+    }
+    common: dict[str, Any] = {
+        "availability_topic": topics.availability,
+        "payload_available": AVAILABLE,
+        "payload_not_available": NOT_AVAILABLE,
+        "device": device,
+        "origin": {"name": "edge", "sw_version": __version__},
+        "qos": 1,
+    }
+    out: list[tuple[str, dict[str, Any]]] = []
+
+    def add(
+        object_parts: tuple[str, ...], name: str, state_topic: str, template: str, state_class: str
+    ) -> None:
+        object_id = ha_id(*object_parts)
+        payload = {
+            "name": name,
+            "unique_id": f"{node_id}_{object_id}",
+            "state_topic": state_topic,
+            "value_template": template,
+            "state_class": state_class,
+            **common,
+        }
+        out.append((f"{ha_prefix}/sensor/{node_id}/{object_id}/config", payload))
+
+    for cam in cameras:
+        for line in cam.lines:
+            label = line.label or line.name
+            state = topics.line_state(cam.name, line.name)
+            for direction in line.directions:
+                if line.classes:
+                    for cls in line.classes:
+                        add(
+                            (cam.name, "line", line.name, direction, cls),
+                            f"{cam.name} {label} {direction} {cls}",
+                            state,
+                            _template(direction, cls),
+                            "total_increasing",
+                        )
+                else:
+                    add(
+                        (cam.name, "line", line.name, direction),
+                        f"{cam.name} {label} {direction}",
+                        state,
+                        _template(direction, None),
+                        "total_increasing",
+                    )
+        for zone in cam.zones:
+            label = zone.label or zone.name
+            state = topics.zone_state(cam.name, zone.name)
+            if zone.classes:
+                for cls in zone.classes:
+                    add(
+                        (cam.name, "zone", zone.name, cls),
+                        f"{cam.name} {label} {cls}",
+                        state,
+                        _template("occupancy", cls),
+                        "measurement",
+                    )
+            else:
+                add(
+                    (cam.name, "zone", zone.name),
+                    f"{cam.name} {label} occupancy",
+                    state,
+                    _template("occupancy", None),
+                    "measurement",
+                )
+    return out
+
+
+# -- backoff --------------------------------------------------------------------------------------------
+
+
+class Backoff:
+    """Exponential backoff with jitter: the n-th delay is uniform in [d/2, d], d = min(cap, base * 2**n).
+
+    The jitter keeps a fleet of nodes from reconnecting in lock-step after a broker restart.
+    """
+
+    def __init__(self, base: float, cap: float, rng: random.Random) -> None:
+        self.base = base
+        self.cap = cap
+        self._rng = rng
+        self._n = 0
+
+    def next(self) -> float:
+        d = min(self.cap, self.base * math.pow(2.0, self._n))
+        self._n = min(self._n + 1, 62)
+        return self._rng.uniform(d / 2.0, d)
+
+    def reset(self) -> None:
+        self._n = 0
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """An SSL socket that closes itself when the TLS handshake fails.
+
+    paho-mqtt 2.2's ``_ssl_wrap_socket`` leaves the socket open when ``do_handshake()`` raises (e.g. an
+    untrusted certificate), leaking one descriptor per reconnect attempt until garbage collection.
+    """
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
+# -- publisher ------------------------------------------------------------------------------------------
+
+
+class _Connection:
+    """Per-connection state; lives and dies with one paho client, touched only by the network thread."""
+
+    def __init__(self, client: mqtt.Client) -> None:
+        self.client = client
+        self.connack: bool | None = None  # None: waiting, True: accepted, False: refused
+        self.refusal = ""
+        self.inflight: dict[int, tuple[int, str]] = {}  # mid -> (outbox row id, camera)
+        self.cursor = 0  # highest outbox row id handed to this connection
+        self.subscribed = False
+        self.offline_mid: int | None = None
+        self.offline_acked = False
+
+
+class Publisher:
+    """Publishes events and state of one node to an MQTT broker.
+
+    Args:
+        node: this daemon's name, a topic level (``edge/<node>/...``).
+        host, port: the broker.
+        username, password: credentials; ``password`` may be a pydantic ``SecretStr`` and is never logged.
+        tls_ca, tls_cert, tls_key: CA bundle, client certificate and key (PEM paths). Giving any of them, or
+            ``tls=True`` (system CAs), turns TLS on.
+        tls_insecure: skip the broker host name check (the certificate chain is still verified). Only for
+            brokers addressed by a name their certificate lacks; it allows man-in-the-middle by anyone with
+            a certificate from the same CA.
+        protocol: ``"3.1.1"`` (default, widest broker support) or ``"5"``.
+        client_id: MQTT client id; default ``edge-<node>``. Two nodes with one id kick each other off.
+        keepalive: seconds between pings. Lower detects a dead link (and triggers the broker's last will)
+            sooner at the cost of more traffic; the broker declares us dead after 1.5x this.
+        topic_prefix: first topic level(s).
+        qos: QoS of events. 1 (default) is at-least-once with the outbox; 0 drops the PUBACK and an event
+            counts as delivered once written to the socket.
+        outbox: where events wait for their PUBACK.
+        ha_discovery, ha_prefix: publish Home Assistant discovery configs under ``ha_prefix``.
+        max_inflight: events sent but not yet acknowledged. More hides broker latency on slow links but
+            means more duplicates after a reconnect; 20 is paho's default and what brokers commonly allow
+            (MQTT 5 receive maximum).
+        reconnect_base, reconnect_cap: backoff bounds in seconds between connection attempts. A small base
+            recovers quickly from a broker restart; the cap bounds how long a recovered broker waits for us.
+        connect_timeout: seconds to wait for the TCP/TLS connection and the CONNACK. Longer tolerates slow
+            links; shorter notices a silent (firewalled) broker sooner and bounds how long :meth:`stop` can
+            wait for a connection attempt in progress.
+        on_line_reset: called on the event loop thread with ``(camera, line)`` for each reset command.
+        metrics, clock, rng: injected dependencies (rng drives the backoff jitter).
+    """
+
+    def __init__(
+        self,
+        node: str,
+        *,
+        host: str,
+        port: int = 1883,
+        username: str | None = None,
+        password: str | SecretStr | None = None,
+        tls: bool = False,
+        tls_ca: Path | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        tls_insecure: bool = False,
+        protocol: MqttVersion = "3.1.1",
+        client_id: str | None = None,
+        keepalive: int = 30,
+        topic_prefix: str = "edge",
+        qos: Literal[0, 1] = 1,
+        outbox: Outbox,
+        ha_discovery: bool = True,
+        ha_prefix: str = "homeassistant",
+        max_inflight: int = 20,
+        reconnect_base: float = 0.5,
+        reconnect_cap: float = 30.0,
+        connect_timeout: float = 5.0,
+        on_line_reset: Callable[[str, str], None] | None = None,
+        metrics: Metrics | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if protocol not in ("3.1.1", "5"):
+            raise ValueError(f"protocol must be '3.1.1' or '5', not {protocol!r}")
+        if qos not in (0, 1):
+            raise ValueError("qos must be 0 or 1")
+        if max_inflight < 1:
+            raise ValueError("max_inflight must be at least 1")
+        self.topics = Topics(topic_prefix, node)
+        self.node = node
+        self.host = host
+        self.port = port
+        self.username = username
+        self._password = password.get_secret_value() if isinstance(password, SecretStr) else password
+        self.protocol: MqttVersion = protocol
+        self.client_id = client_id or f"edge-{node}"
+        self.keepalive = keepalive
+        self.qos = qos
+        self.outbox = outbox
+        self.ha_discovery = ha_discovery
+        self.ha_prefix = ha_prefix
+        self.max_inflight = max_inflight
+        self.connect_timeout = connect_timeout
+        self.on_line_reset = on_line_reset
+        self._metrics = metrics
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._backoff = Backoff(reconnect_base, reconnect_cap, rng if rng is not None else random.Random())
+        self._ssl_context = self._make_ssl_context(tls, tls_ca, tls_cert, tls_key, tls_insecure)
+
+        # Shared between the loop thread (writers) and the network thread (reader), under _state_lock.
+        self._state_lock = threading.Lock()
+        self._retained: dict[str, bytes] = {}
+        self._dirty: dict[str, None] = {}  # ordered set of retained topics to (re)send
+
+        # The wake-up pair is made in start(): a Publisher that never starts holds no file descriptors.
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._crash: BaseException | None = None
+        self._next_checkpoint = float("-inf")
+        self._connected = False
+        self._log_state = ""
+        self.connect_attempts = 0
+        """Connection attempts so far (for tests and diagnostics)."""
+        self._set_connected(False)
+
+    # -- public API (event loop thread) ------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while a session with the broker is established (CONNACK accepted)."""
+        return self._connected
+
+    async def start(self) -> None:
+        """Start the network thread; returns at once (events queue in the outbox until connected)."""
+        if self._thread is not None:
+            raise RuntimeError("Publisher.start() called twice")
+        self._loop = asyncio.get_running_loop()
+        self._done = self._loop.create_future()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._thread = threading.Thread(target=self._thread_main, name="edge-mqtt", daemon=True)
+        self._thread.start()
+
+    async def stop(self, flush_timeout: float = 5.0) -> None:
+        """Flush the outbox for at most ``flush_timeout`` s, publish ``offline``, disconnect, join the thread.
+
+        Events still pending after the bound stay in the outbox and are sent by the next run.
+        """
+        if self._thread is None:
+            self._close_wake()
+            return
+        deadline = self._clock.monotonic() + flush_timeout
+        while self.outbox.depth > 0 and self._thread.is_alive():
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                log.warning("MQTT stop: %d events left in the outbox for the next run", self.outbox.depth)
+                break
+            # Polling: the depth changes on the network thread, and 20 ms is finer than any flush bound.
+            await asyncio.sleep(min(0.02, remaining))
+        self._stopping.set()
+        self._wake()
+        # The network thread needs at most 2 s to publish "offline" and disconnect, or connect_timeout if it
+        # is stuck in a TCP/TLS connect to a silent host; it resolves _done when it ends.
+        assert self._done is not None
+        await asyncio.wait([self._done], timeout=self.connect_timeout + 2.0)
+        if not self._done.done():
+            # A daemon thread: it dies with the process; its wake-up sockets are left for it to use.
+            log.warning("MQTT network thread did not stop in time; leaving it behind")
+            return
+        self._thread.join()
+        self._close_wake()
+        if self._done.exception() is not None and self._crash is not None:  # marks the exception retrieved
+            raise self._crash
+
+    async def join(self) -> None:
+        """Wait until the network thread ends; re-raises its exception if it crashed (a bug)."""
+        if self._done is None:
+            raise RuntimeError("Publisher.join() before start()")
+        await asyncio.shield(self._done)
+
+    def publish_event(self, camera: str, event_type: str, payload: bytes) -> None:
+        """Store an event (JSON bytes carrying ``event_id`` and ``seq``) in the outbox and wake the sender.
+
+        Never blocks on the network; safe from any thread.
+        """
+        self.outbox.put(self.topics.event(camera, event_type), payload, camera)
+        self._wake()
+
+    def set_camera_status(self, camera: str, state: str) -> None:
+        """Retained camera state (``connecting``, ``online``, ``stalled``, ``offline``...)."""
+        self._set_retained(self.topics.status(camera), state.encode())
+
+    def set_line_state(self, camera: str, line: str, payload: dict[str, Any]) -> None:
+        """Retained line counts, ``{"<direction>": {"<class>": count}, ...}`` plus any extra fields."""
+        self._set_retained(self.topics.line_state(camera, line), _json(payload))
+
+    def set_zone_state(self, camera: str, zone: str, payload: dict[str, Any]) -> None:
+        """Retained zone occupancy, ``{"occupancy": {"<class>": n}, ...}`` plus any extra fields."""
+        self._set_retained(self.topics.zone_state(camera, zone), _json(payload))
+
+    def declare_discovery(self, cameras: Sequence[CameraSpec]) -> None:
+        """Publish (retained) Home Assistant discovery configs for these cameras' lines and zones."""
+        if not self.ha_discovery:
+            return
+        for topic, payload in discovery_configs(self.topics, cameras, self.ha_prefix):
+            self._set_retained(topic, _json(payload))
+
+    # -- loop-thread helpers -----------------------------------------------------------------------------
+
+    def _set_retained(self, topic: str, payload: bytes) -> None:
+        with self._state_lock:
+            self._retained[topic] = payload
+            self._dirty[topic] = None
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self._wake_w
+        if w is None:
+            return  # not started: the event waits in the outbox
+        # Buffer full: a wake-up is already pending. Closed: we are stopped; the outbox keeps the event.
+        with contextlib.suppress(BlockingIOError, OSError):
+            w.send(b"\0")
+
+    def _close_wake(self) -> None:
+        for s in (self._wake_r, self._wake_w):
+            if s is not None:
+                s.close()
+
+    def _dispatch_reset(self, camera: str, line: str) -> None:
+        hook = self.on_line_reset
+        if hook is None:
+            log.warning("reset command for camera=%s line=%s ignored: no handler", camera, line)
+            return
+        log.info("reset command for camera=%s line=%s", camera, line)
+        hook(camera, line)
+
+    # -- network thread ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _make_ssl_context(
+        tls: bool, ca: Path | None, cert: Path | None, key: Path | None, insecure: bool
+    ) -> ssl.SSLContext | None:
+        if not (tls or ca or cert):
+            if insecure:
+                raise ValueError("tls_insecure needs TLS (tls=True or tls_ca)")
+            return None
+        try:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
+            if cert is not None:
+                ctx.load_cert_chain(str(cert), str(key) if key is not None else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise PublishError(f"MQTT TLS setup failed: {exc}") from exc
+        ctx.sslsocket_class = _ClosingSSLSocket
+        if insecure:
+            log.warning(
+                "MQTT tls_insecure is on: the broker's host name is not checked against its certificate"
+            )
+            ctx.check_hostname = False
+        return ctx
+
+    def _thread_main(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:
+            # A bug: reported loudly, and re-raised by stop() / join() on the loop so the daemon exits.
+            log.critical("MQTT network thread crashed", exc_info=True)
+            self._crash = exc
+            self._set_connected(False)
+            self._resolve_done(exc)
+            raise
+        self._resolve_done(None)
+
+    def _resolve_done(self, exc: BaseException | None) -> None:
+        loop, done = self._loop, self._done
+        if loop is None or done is None or loop.is_closed():
+            return
+
+        def resolve() -> None:
+            if not done.done():
+                if exc is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(exc)
+
+        loop.call_soon_threadsafe(resolve)
+
+    def _run(self) -> None:
+        self._note_state("connecting", logging.INFO, "MQTT connecting to %s:%d", self.host, self.port)
+        while not self._stopping.is_set():
+            conn = _Connection(self._new_client())
+            conn.client.user_data_set(conn)
+            self.connect_attempts += 1
+            try:
+                conn.client.connect(self.host, self.port, self.keepalive)
+            except (OSError, ValueError) as exc:  # refused, unreachable, DNS, TLS (SSLError is an OSError)
+                self._discard(conn)
+                what = "TLS handshake failed" if isinstance(exc, ssl.SSLError) else "unreachable"
+                self._note_state(
+                    f"{what}:{type(exc).__name__}:{exc}",
+                    logging.WARNING,
+                    "MQTT broker %s:%d %s (%s); retrying with backoff",
+                    self.host,
+                    self.port,
+                    what,
+                    exc,
+                )
+                self._sleep(self._backoff.next())
+                continue
+            self._serve(conn)
+            self._discard(conn)
+            if self._connected:
+                self._set_connected(False)
+            if conn.connack is False:
+                self._note_state(
+                    f"refused:{conn.refusal}",
+                    logging.ERROR,
+                    "MQTT broker %s:%d refused the connection: %s; retrying with backoff",
+                    self.host,
+                    self.port,
+                    conn.refusal,
+                )
+            elif conn.connack is True and not self._stopping.is_set():
+                lost = len(conn.inflight)
+                if lost and self._metrics is not None:
+                    self._metrics.events_failed.labels(reason="connection_lost").inc(lost)
+                self._note_state(
+                    "lost",
+                    logging.WARNING,
+                    "MQTT connection to %s:%d lost (%d events in flight will be resent); reconnecting",
+                    self.host,
+                    self.port,
+                    lost,
+                )
+            elif conn.connack is None and not self._stopping.is_set():
+                self._note_state(
+                    "no-connack",
+                    logging.WARNING,
+                    "MQTT broker %s:%d did not accept the session in time; retrying with backoff",
+                    self.host,
+                    self.port,
+                )
+            if not self._stopping.is_set():
+                self._sleep(self._backoff.next())
+        self._note_state("stopped", logging.INFO, "MQTT publisher stopped")
+
+    def _new_client(self) -> mqtt.Client:
+        v5 = self.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            # The outbox, not the broker session, makes events durable; a clean session also drops any
+            # stale reset command queued while we were away.
+            clean_session=None if v5 else True,
+        )
+        client.connect_timeout = self.connect_timeout
+        client.max_inflight_messages_set(self.max_inflight)
+        client.will_set(self.topics.availability, NOT_AVAILABLE, qos=1, retain=True)
+        if self.username is not None:
+            client.username_pw_set(self.username, self._password)
+        if self._ssl_context is not None:
+            client.tls_set_context(self._ssl_context)
+        client.on_connect = self._on_connect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    @staticmethod
+    def _discard(conn: _Connection) -> None:
+        sock = conn.client.socket()
+        if sock is not None:
+            sock.close()
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait, but wake at once on stop; keep checkpointing the outbox while events pile up."""
+        deadline = self._clock.monotonic() + seconds
+        while not self._stopping.is_set():
+            self._maybe_checkpoint()
+            left = deadline - self._clock.monotonic()
+            if left <= 0:
+                return
+            self._stopping.wait(min(left, _CHECKPOINT_INTERVAL_S))
+
+    def _maybe_checkpoint(self) -> None:
+        now = self._clock.monotonic()
+        if now >= self._next_checkpoint:
+            self._next_checkpoint = now + _CHECKPOINT_INTERVAL_S
+            self.outbox.checkpoint()
+
+    def _serve(self, conn: _Connection) -> None:
+        """Drive one connection until it ends; returns when the socket is gone or stop completed."""
+        client = conn.client
+        wake = self._wake_r
+        assert wake is not None  # made by start() before the thread runs
+        connack_deadline = self._clock.monotonic() + self.connect_timeout
+        stop_deadline: float | None = None
+        while True:
+            sock = client.socket()
+            if sock is None:
+                return
+            if self._stopping.is_set():
+                if conn.connack is not True:
+                    return
+                if stop_deadline is None:
+                    stop_deadline = self._clock.monotonic() + min(self.connect_timeout, 2.0)
+                    info = client.publish(self.topics.availability, NOT_AVAILABLE, qos=1, retain=True)
+                    conn.offline_mid = info.mid
+                if conn.offline_acked or self._clock.monotonic() > stop_deadline:
+                    client.disconnect()
+                    client.loop_write()
+                    return
+            # TLS may hold decrypted bytes that select() cannot see.
+            pending_tls = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+            timeout = 0.0 if pending_tls else (0.05 if stop_deadline is not None else 1.0)
+            want = [sock] if client.want_write() else []
+            readable, writable, _ = select.select([sock, wake], want, [], timeout)
+            if wake in readable:
+                self._drain_wake(wake)
+            if sock in readable or pending_tls:
+                rc = client.loop_read()
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    return
+            if writable and client.socket() is not None:
+                rc = client.loop_write()
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    return
+            if client.socket() is None:
+                return
+            if client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return
+            if conn.connack is False:
+                return
+            if conn.connack is None:
+                if self._clock.monotonic() > connack_deadline:
+                    return
+                continue
+            if not conn.subscribed:
+                self._session_started(conn)
+            if stop_deadline is None:
+                self._send_retained(client)
+                self._pump(conn)
+                self._maybe_checkpoint()
+
+    def _drain_wake(self, r: socket.socket) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while r.recv(4096):
+                pass
+
+    def _session_started(self, conn: _Connection) -> None:
+        client = conn.client
+        conn.subscribed = True
+        self._backoff.reset()
+        self._set_connected(True)
+        self._note_state("connected", logging.INFO, "MQTT connected to %s:%d", self.host, self.port)
+        client.publish(self.topics.availability, AVAILABLE, qos=1, retain=True)
+        client.subscribe(self.topics.reset_filter, qos=1)
+        # The broker may have lost retained messages (restart without persistence): send them all again.
+        with self._state_lock:
+            self._dirty = dict.fromkeys(self._retained)
+
+    def _send_retained(self, client: mqtt.Client) -> None:
+        with self._state_lock:
+            if not self._dirty:
+                return
+            batch = [(t, self._retained[t]) for t in self._dirty]
+            self._dirty.clear()
+        for topic, payload in batch:
+            # QoS 1 without outbox tracking: the latest value is re-sent on every (re)connect anyway.
+            client.publish(topic, payload, qos=1, retain=True)
+
+    def _pump(self, conn: _Connection) -> None:
+        """Hand pending outbox rows to paho in order, keeping at most max_inflight unacknowledged."""
+        room = self.max_inflight - len(conn.inflight)
+        if room <= 0 or conn.cursor >= self.outbox.last_id:
+            return
+        for row in self.outbox.pending(conn.cursor, room):
+            info = conn.client.publish(row.topic, row.payload, qos=self.qos, retain=False)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                # Connection gone mid-batch; the next connection starts again from the oldest pending row.
+                return
+            conn.cursor = row.id
+            if self.qos == 0:
+                # paho reports QoS 0 as published once written; count it delivered now.
+                self._acked(row.id, row.camera, failure=None)
+            else:
+                conn.inflight[info.mid] = (row.id, row.camera)
+
+    # -- paho callbacks (network thread, inside loop_read) ----------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, conn: _Connection, flags: Any, reason: Any, props: Any
+    ) -> None:
+        if reason.is_failure:
+            conn.connack = False
+            conn.refusal = str(reason)
+            if reason.value in (4, 5, 0x86, 0x87):  # bad user name or password / not authorized
+                conn.refusal += " (check the MQTT username and password)"
+        else:
+            conn.connack = True
+
+    def _on_publish(self, client: mqtt.Client, conn: _Connection, mid: int, reason: Any, props: Any) -> None:
+        if mid == conn.offline_mid:
+            conn.offline_acked = True
+            return
+        entry = conn.inflight.pop(mid, None)
+        if entry is None:
+            return  # a retained state or availability message
+        row_id, camera = entry
+        self._acked(row_id, camera, failure=str(reason) if reason.is_failure else None)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.retain:
+            # A retained command would zero the counters again at every restart; commands must be fresh.
+            log.warning(
+                "ignoring retained reset command on %s (publish commands without retain)", message.topic
+            )
+            return
+        parsed = self.topics.parse_reset(message.topic)
+        if parsed is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._dispatch_reset, *parsed)
+
+    # -- shared state --------------------------------------------------------------------------------------
+
+    def _acked(self, row_id: int, camera: str, failure: str | None) -> None:
+        self.outbox.ack(row_id)
+        if failure is not None:
+            # MQTT 5 broker refused this message (e.g. ACL); retrying would block every later event.
+            log.error("MQTT broker rejected an event on camera=%s: %s; dropped", camera, failure)
+            if self._metrics is not None:
+                self._metrics.outbox_dropped.labels(reason="rejected").inc()
+        elif self._metrics is not None:
+            self._metrics.events_published.labels(camera=camera).inc()
+
+    def _set_connected(self, value: bool) -> None:
+        self._connected = value
+        if self._metrics is not None:
+            self._metrics.mqtt_connected.set(1.0 if value else 0.0)
+
+    def _note_state(self, state: str, level: int, msg: str, *args: object) -> None:
+        """Log once per state change (principle 6); repeats of the same state go to debug."""
+        if state == self._log_state:
+            log.debug(msg, *args, stacklevel=2)
+            return
+        self._log_state = state
+        log.log(level, msg, *args, stacklevel=2)
+
+
+def _json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
