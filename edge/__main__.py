@@ -21,7 +21,27 @@ log = logging.getLogger("edge")
 
 # Commands implemented in their own modules: name -> (module, function, one-line help). Each takes the
 # rest of the command line and returns an exit code. Only commands that exist are listed.
-DELEGATED: dict[str, tuple[str, str, str]] = {}
+DELEGATED: dict[str, tuple[str, str, str]] = {
+    "annotate": ("edge.tools.annotate", "main", "draw boxes, ids, trails, lines and zones onto a video"),
+    "replay": ("edge.tools.replay", "main", "run MOT detections or a video through tracker and analytics"),
+    "evaluate": ("edge.tools.evaluate", "main", "compare line counts with MOT ground truth"),
+}
+
+# `edge bench NAME ...`: benchmark name -> (module with main(argv), one-line help).
+BENCHES: dict[str, tuple[str, str]] = {
+    "tracker": ("edge.benchmarks.tracker", "tracker accuracy and speed on MOT17, against peers"),
+}
+
+
+def _cmd_bench(argv: list[str]) -> int:
+    if not argv or argv[0] in {"-h", "--help"} or argv[0] not in BENCHES:
+        print("usage: edge bench {" + ",".join(BENCHES) + "} [options]\n", file=sys.stderr)
+        for name, (_, help_text) in BENCHES.items():
+            print(f"  {name:<10} {help_text}", file=sys.stderr)
+        return 0 if argv and argv[0] in {"-h", "--help"} else 2
+    module, _ = BENCHES[argv[0]]
+    bench_main: Callable[[list[str]], int] = importlib.import_module(module).main
+    return bench_main(argv[1:])
 
 
 def _cmd_version(_: argparse.Namespace) -> int:
@@ -70,6 +90,12 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from edge.app import run_daemon  # noqa: PLC0415 - loads onnxruntime, numba, cv2
+
+    return run_daemon(Path(args.config), print_events=args.print_events)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge",
@@ -77,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", help="run the daemon: cameras -> detector -> tracker -> events -> MQTT")
+    p.add_argument("--config", required=True, help="YAML config file (see config/example.yaml)")
+    p.add_argument("--print-events", action="store_true", help="also print one line per event to stdout")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("check-config", help="validate a config file and lint its geometry")
     p.add_argument("config", help="YAML config file")
@@ -92,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, (_, _, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
+    sub.add_parser("bench", help="benchmarks: " + ", ".join(BENCHES), add_help=False)
     return parser
 
 
@@ -113,8 +145,11 @@ def _run_guarded(fn: Callable[[], int]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     # Delegated commands parse their own options, so `edge replay --help` shows replay's help.
-    first = next((a for a in args_list if not a.startswith("-")), None)
-    if first in DELEGATED and args_list and args_list[0] == first:
+    first = args_list[0] if args_list else None
+    if first == "bench":
+        logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
+        return _run_guarded(lambda: _cmd_bench(args_list[1:]))
+    if first in DELEGATED:
         module, func, _ = DELEGATED[first]
         logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
         target: Callable[[list[str]], int] = getattr(importlib.import_module(module), func)

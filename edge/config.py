@@ -256,6 +256,10 @@ class TracksBusConfig(_Strict):
 
     enabled: bool = False
     endpoint: str = Field("tcp://127.0.0.1:5560", pattern=r"^(tcp|ipc)://.+")
+    format: Literal["json", "msgpack"] = Field("json", description="msgpack needs `pip install msgpack`")
+    hwm: int = Field(
+        100, ge=1, description="frames queued per subscriber; more rides out stalls, costs memory"
+    )
 
 
 def _default_state_dir() -> Path:
@@ -610,10 +614,13 @@ def load_settings(
     password_given = (isinstance(mqtt, dict) and mqtt.get("password")) or "MQTT__PASSWORD" in env_keys
     if cred_dir and not password_given:
         cred = Path(cred_dir) / CREDENTIAL_MQTT_PASSWORD
-        if cred.is_file():
+        # An empty file means "no password": install.sh creates one because systemd refuses to start a
+        # unit whose LoadCredential= file is missing.
+        secret = cred.read_text(encoding="utf-8").rstrip("\n") if cred.is_file() else ""
+        if secret:
             data.setdefault("mqtt", {})
             if isinstance(data["mqtt"], dict):
-                data["mqtt"]["password"] = cred.read_text(encoding="utf-8").rstrip("\n")
+                data["mqtt"]["password"] = secret
 
     try:
         settings = Settings(**data)

@@ -124,3 +124,9 @@ def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture[str]) -
 def test_settings_class_is_the_one_tree() -> None:
     assert Settings.model_config.get("extra") == "forbid"
     assert Settings.model_config.get("frozen") is True
+
+
+def test_empty_credential_file_means_no_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "mqtt_password").write_text("", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert load_settings(EXAMPLE).mqtt.password is None
