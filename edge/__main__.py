@@ -29,6 +29,7 @@ DELEGATED: dict[str, tuple[str, str, str]] = {
 
 # `edge bench NAME ...`: benchmark name -> (module with main(argv), one-line help).
 BENCHES: dict[str, tuple[str, str]] = {
+    "detector": ("edge.benchmarks.detector", "detector stage vs bare ONNX Runtime, same session"),
     "tracker": ("edge.benchmarks.tracker", "tracker accuracy and speed on MOT17, against peers"),
 }
 

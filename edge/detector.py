@@ -435,6 +435,14 @@ class Detector:
         """Class ids of ``names`` (e.g. ``["person", "car"]``); ``ValueError`` lists unknown names."""
         return class_ids_for(self.class_names, names)
 
+    def set_thresholds(self, *, confidence: float, iou: float) -> None:
+        """Change the score and NMS thresholds of later :meth:`infer` calls (config reload)."""
+        if not (0.0 <= confidence <= 1.0 and 0.0 <= iou <= 1.0):
+            raise ValueError(f"thresholds must be within 0..1, got confidence={confidence} iou={iou}")
+        with self._lock:
+            self._decoder.confidence = float(confidence)
+            self._decoder.iou = float(iou)
+
     def warmup(self, batch_size: int = 1) -> None:
         """Run one grey batch so the first real frames do not pay for lazy initialisation (and, with
         TensorRT, the engine build); checks the real output shape against the class count."""

@@ -25,19 +25,23 @@ IndexArray = npt.NDArray[np.integer]
 
 
 def _check(name: str, array: object, dtype: type[np.generic], shape: tuple[int | None, ...]) -> None:
-    """Raise ``ValueError`` naming the field, the expected dtype/shape and what was given."""
+    """Raise ``ValueError`` naming the field, the expected dtype/shape and what was given.
+
+    Runs on every ``Detections`` built on the hot path, so the message is only formatted on failure.
+    """
     if not isinstance(array, np.ndarray):
         msg = f"Detections.{name}: expected numpy.ndarray, got {type(array).__name__}"
         raise TypeError(msg)
-    dims = ["N" if d is None else str(d) for d in shape]
-    expected = f"({dims[0]},)" if len(dims) == 1 else "(" + ", ".join(dims) + ")"
-    if array.dtype != np.dtype(dtype):
+    if array.dtype != dtype:
         msg = f"Detections.{name}: expected dtype {np.dtype(dtype)}, got {array.dtype}"
         raise ValueError(msg)
-    if array.ndim != len(shape) or any(
-        want is not None and got != want for got, want in zip(array.shape, shape, strict=True)
+    got = array.shape
+    if len(got) != len(shape) or any(
+        want is not None and g != want for g, want in zip(got, shape, strict=False)
     ):
-        msg = f"Detections.{name}: expected shape {expected}, got {array.shape}"
+        dims = ["N" if d is None else str(d) for d in shape]
+        expected = f"({dims[0]},)" if len(dims) == 1 else "(" + ", ".join(dims) + ")"
+        msg = f"Detections.{name}: expected shape {expected}, got {got}"
         raise ValueError(msg)
 
 
