@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import models_dir, require, require_tool
 from helpers.mosquitto import Mosquitto, Subscriber, free_port
+from helpers.paths import models_dir, require, require_tool
 from helpers.prometheus import Prometheus
 from helpers.rtsp import RtspServer, make_clip, require_rtsp
 from helpers.sd_notify import NotifySocket
@@ -215,9 +215,9 @@ def test_lifecycle_events_reload_watchdog_and_sigterm(
         code = _stop(daemon)
         assert code == 0, daemon.stderr()
         assert any("STOPPING=1" in m.splitlines() for m in [*notify.messages, *notify.drain()])
+        availability_topic = f"edge/{NODE}/availability"
         assert sub.wait_for(
-            lambda msgs: any(m.topic == f"edge/{NODE}/availability" and m.payload == b"offline" for m in msgs),
-            10,
+            lambda msgs: any(m.topic == availability_topic and m.payload == b"offline" for m in msgs), 10
         )
         outbox = Outbox(daemon.state_dir / "outbox.sqlite3")
         try:
@@ -240,10 +240,10 @@ def test_prometheus_scrapes_the_daemon(tmp_path: Path, clip: Path, broker: Mosqu
         _wait_for_frames(daemon)
         with Prometheus(tmp_path / "prom", [f"127.0.0.1:{daemon.metrics_port}"]) as prom:
             time.sleep(31.0)
-            up = prom.query("up")
-            assert up and float(up[0]["value"][1]) == 1.0, prom.log_tail()
-            rate = prom.query("sum(rate(edge_frames_processed_total[30s]))")
-            assert rate and float(rate[0]["value"][1]) > 0.0, prom.log_tail()
+            assert prom.query_value("up") == 1.0, prom.log_tail()
+            rate = prom.query_value("sum(rate(edge_frames_processed_total[30s]))")
+            assert rate is not None, prom.log_tail()
+            assert rate > 0.0, prom.log_tail()
         assert _stop(daemon) == 0, daemon.stderr()
     finally:
         _stop(daemon)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import threading
-from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
 import pytest
+from helpers.paths import models_dir, require
 
 from edge.detector import BatchingDetector, Detector, _cuda_device_count
 from edge.errors import ModelError
@@ -21,21 +19,6 @@ from edge.types import Detections, Frame
 pytestmark = pytest.mark.slow
 
 
-def _root_conftest() -> ModuleType:
-    # Loaded by path: ``from conftest import ...`` resolves to whichever conftest.py pytest imported
-    # last (a nested tests/**/conftest.py shadows the root one in a whole-tree run).
-    spec = importlib.util.spec_from_file_location(
-        "edge_root_conftest", Path(__file__).parents[1] / "conftest.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_conftest = _root_conftest()
-models_dir, require = _conftest.models_dir, _conftest.require
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, require, require_tool
+from helpers.paths import REPO_ROOT, require, require_tool
 
 UNIT = REPO_ROOT / "systemd" / "edge.service"
 EXEC_START = "/opt/edge/venv/bin/edge"

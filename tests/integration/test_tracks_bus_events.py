@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from conftest import REPO_ROOT
+from helpers.paths import REPO_ROOT
 
 from edge.bus import TracksBus
 from edge.events import CameraAnalytics, LineSpec, ZoneSpec

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 import pytest
-from conftest import require_tool
+from helpers.paths import require_tool
 
 from edge.web import OVERLAY_COLOR, CameraInfo, WebServer
 

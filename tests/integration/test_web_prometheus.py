@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import REPO_ROOT, require_tool
+from helpers.paths import REPO_ROOT, require_tool
 from helpers.prometheus import Prometheus
 from prometheus_client import CollectorRegistry
 

@@ -7,8 +7,8 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from conftest import require_tool
 from helpers.mosquitto import Mosquitto, Received
+from helpers.paths import require_tool
 
 if TYPE_CHECKING:
     from collections.abc import Callable

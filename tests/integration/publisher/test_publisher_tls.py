@@ -9,8 +9,8 @@ import logging
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import require_tool
 from helpers.mosquitto import Subscriber, TlsFiles, make_test_ca
+from helpers.paths import require_tool
 from mqtt_support import event, make_broker, wait_until
 from pydantic import SecretStr
 

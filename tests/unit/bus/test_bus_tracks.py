@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 import zmq
-from conftest import in_ci
+from helpers.paths import in_ci
 
 from edge.bus import TracksBus, encode_tracks
 from edge.errors import PublishError

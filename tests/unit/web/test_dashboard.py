@@ -13,7 +13,7 @@ import subprocess
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT, require_tool
+from helpers.paths import REPO_ROOT, require_tool
 from prometheus_client import CollectorRegistry
 
 from edge.metrics import Metrics
