@@ -27,17 +27,14 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 from edge.capture import Capture, FrameNotifier
 from edge.clock import Clock, SystemClock
 from edge.config import (
-    COCO_CLASSES,
     CameraConfig,
     Settings,
-    class_ids,
     load_settings,
-    read_model_class_names,
     resolve_model_path,
 )
 from edge.detector import BatchingDetector, Detector
 from edge.draw import LineGeometry, Scene, SceneState, TrailBuffer, ZoneGeometry
-from edge.errors import ConfigError, ModelError
+from edge.errors import ConfigError
 from edge.events import CameraAnalytics, new_run_id
 from edge.events.store import CounterStore
 from edge.metrics import Metrics
@@ -102,7 +99,7 @@ class CameraRuntime:
     frame_size: tuple[int, int] | None = None
     latest: tuple[Frame, Detections] | None = None
     last_zone_state: dict[str, dict[str, int]] = field(default_factory=dict)
-    pending_reset: list[str] = field(default_factory=list)
+    jpeg_cache: tuple[int, bytes] | None = None
 
 
 class App:
@@ -165,16 +162,12 @@ class App:
         m = self.settings.model
         path = resolve_model_path(m.path, self.config_path.parent if self.config_path else None)
         providers: str | list[str] = "auto" if m.providers == ("auto",) else list(m.providers)
-        class_filter = None
-        if m.classes is not None:
-            names = read_model_class_names(path) or list(COCO_CLASSES)
-            class_filter = sorted(class_ids(m.classes, names) or ())
-        detector = Detector(
+        return Detector(
             path,
             providers=providers,
             confidence=m.confidence,
             iou=m.iou,
-            classes=class_filter,
+            classes=list(m.classes) if m.classes is not None else None,
             max_det=m.max_detections,
             intra_op_threads=m.intra_op_threads,
             trt_cache_dir=Path(m.trt_cache_dir) if m.trt_cache_dir else self.state_dir / "tensorrt",
@@ -182,7 +175,6 @@ class App:
             metrics=self.metrics,
             max_batch=m.batch_size,
         )
-        return detector
 
     def _build_capture(self, cam: CameraConfig) -> Capture:
         def on_state(camera: str, state: str) -> None:
@@ -253,7 +245,9 @@ class App:
                 for ln in cam.lines
             )
             zones = tuple(
-                HaZone(name=z.name, classes=tuple(c if isinstance(c, str) else names[c] for c in z.classes or ()))
+                HaZone(
+                    name=z.name, classes=tuple(c if isinstance(c, str) else names[c] for c in z.classes or ())
+                )
                 for z in cam.zones
             )
             specs.append(CameraSpec(name=cam.name, lines=lines, zones=zones))
@@ -362,7 +356,9 @@ class App:
             [LineGeometry(s.name, s.a, s.b, (s.labels["in"], s.labels["out"])) for s in lines],
             [ZoneGeometry(z.name, z.polygon) for z in zones],
             class_names=self.class_names,
-            anchor=cam.lines[0].anchor if cam.lines else (cam.zones[0].anchor if cam.zones else "bottom_center"),
+            anchor=cam.lines[0].anchor
+            if cam.lines
+            else (cam.zones[0].anchor if cam.zones else "bottom_center"),
         )
 
     def _process(self, frame: Frame, dets: Detections) -> None:
@@ -373,9 +369,6 @@ class App:
         tracked = rt.tracker.update(dets)  # records edge_tracker_seconds and edge_active_tracks
         removed = rt.tracker.removed_ids()
         with self._lock:
-            for line in rt.pending_reset:
-                self._reset_line_now(rt, line)
-            rt.pending_reset.clear()
             events = rt.analytics.update(
                 tracked, removed, frame.seq, frame.captured_wall, frame.captured_mono
             )
@@ -385,7 +378,9 @@ class App:
         if self.bus is not None:
             self.bus.publish(frame.camera, frame.seq, frame.captured_wall, tracked)
         with self._lock:  # the debug view draws trails from the HTTP thread
-            rt.trails.update(tracked.track_id, tracked.anchors(rt.scene.anchor if rt.scene else "bottom_center"))
+            rt.trails.update(
+                tracked.track_id, tracked.anchors(rt.scene.anchor if rt.scene else "bottom_center")
+            )
             if len(removed):
                 rt.trails.remove(removed)
             rt.latest = (frame, tracked)
@@ -417,8 +412,9 @@ class App:
             extra = f"{ev.direction}({ev.label}) total in={ev.counts_all['in']} out={ev.counts_all['out']}"
         elif hasattr(ev, "occupancy_all"):
             extra = f"occupancy={ev.occupancy_all} dwell={ev.dwell_s:.1f}s"
-        line = f"{ev.ts} {ev.camera:<12} {ev.type:<15} {where:<12} track={ev.track_id:<5} {ev.class_name:<8} {extra}"
-        print(line, file=self.events_out, flush=True)
+        who = f"track={ev.track_id:<5} {ev.class_name:<8}"
+        text = f"{ev.ts} {ev.camera:<12} {ev.type:<15} {where:<12} {who} {extra}"
+        print(text, file=self.events_out, flush=True)
 
     def _line_payload(self, rt: CameraRuntime, name: str) -> dict[str, Any]:
         assert rt.analytics is not None
@@ -426,7 +422,9 @@ class App:
         names = self.class_names
         out: dict[str, Any] = {}
         for direction in ("in", "out"):
-            per_class = {names[c] if c < len(names) else str(c): n for c, n in counts.get(direction, {}).items()}
+            per_class = {
+                names[c] if c < len(names) else str(c): n for c, n in counts.get(direction, {}).items()
+            }
             out[direction] = {**per_class, "total": sum(per_class.values())}
         return out
 
@@ -450,7 +448,7 @@ class App:
                     self.publisher.set_zone_state(rt.cfg.name, zone, payload)
 
     def _on_line_reset(self, camera: str, line: str) -> None:
-        """MQTT reset command (event loop thread): applied by the pipeline thread before its next frame."""
+        """MQTT reset command (event loop thread); the lock keeps it between two frames."""
         rt = self.cameras.get(camera)
         if rt is None or rt.analytics is None or line not in rt.analytics.lines:
             log.warning("reset for unknown line camera=%s line=%s ignored", camera, line)
@@ -493,17 +491,24 @@ class App:
         return infos
 
     def jpeg(self, camera: str) -> bytes | None:
+        """The newest processed frame of ``camera``, annotated, as JPEG (HTTP thread, only while watched).
+
+        The same frame is encoded once: asking again before a new frame is processed returns the same
+        bytes object, which the MJPEG stream takes as "nothing new".
+        """
         rt = self.cameras.get(camera)
         if rt is None or rt.latest is None or rt.scene is None or rt.analytics is None:
             return None
-        frame, dets = rt.latest
-        counts = {
-            name: (c.total(1), c.total(-1)) for name, c in rt.analytics.lines.items()
-        }
-        occupancy = {name: sum(o.values()) for name, o in rt.analytics.occupancy().items()}
-        state = SceneState(frame_no=frame.seq, fps=rt.fps.value, line_counts=counts, zone_occupancy=occupancy)
-        with self._lock:  # Scene buffers are reused: one renderer at a time
-            return rt.scene.render_jpeg(frame.image, dets, state, rt.trails)
+        with self._lock:  # Scene buffers are reused and analytics change under the pipeline thread
+            frame, dets = rt.latest
+            if rt.jpeg_cache is not None and rt.jpeg_cache[0] == frame.seq:
+                return rt.jpeg_cache[1]
+            counts = {name: (c.total(1), c.total(-1)) for name, c in rt.analytics.lines.items()}
+            occupancy = {name: sum(o.values()) for name, o in rt.analytics.occupancy().items()}
+            state = SceneState(frame.seq, rt.fps.value, line_counts=counts, zone_occupancy=occupancy)
+            data = rt.scene.render_jpeg(frame.image, dets, state, rt.trails)
+            rt.jpeg_cache = (frame.seq, data)
+            return data
 
     def geometry(self, camera: str) -> dict[str, Any] | None:
         """The camera's lines and zones as configured (the debug page draws them over the stream)."""
@@ -545,9 +550,10 @@ class App:
         try:
             new = load_settings(self.config_path)
         except ConfigError as err:
+            # A user error, not a crash: the usual one line per problem, no traceback.
             for line in err.lines():
-                log.error("reload rejected: %s", line)
-            log.error("reload rejected: keeping the running configuration")
+                log.error("reload rejected: %s", line)  # noqa: TRY400
+            log.error("reload rejected: keeping the running configuration")  # noqa: TRY400
             self.notifier.ready()
             return False
         old = self.settings
@@ -612,7 +618,9 @@ class App:
             clock=self.clock,
             name="edge-detector",
         )
-        self._pipeline_thread = threading.Thread(target=self._pipeline_main, name="edge-pipeline", daemon=True)
+        self._pipeline_thread = threading.Thread(
+            target=self._pipeline_main, name="edge-pipeline", daemon=True
+        )
         self._pipeline_thread.start()
         self.batcher.start()
         if s.metrics.enabled:
@@ -724,7 +732,4 @@ def run_daemon(
     app = App(settings, config_path, print_events=print_events)
     if on_started is not None:
         on_started(app)
-    try:
-        return asyncio.run(app.run())
-    except ModelError:
-        raise
+    return asyncio.run(app.run())
