@@ -584,11 +584,24 @@ class App:
         self.notifier.ready()
         return True
 
+    def _thread_crashed(self, args: threading.ExceptHookArgs) -> None:
+        """A bug in any stage thread: log it once, shut down, exit non-zero so systemd restarts us."""
+        name = args.thread.name if args.thread is not None else "?"
+        log.critical("thread %s crashed; stopping", name, exc_info=args.exc_value)
+        self.exit_code = 70
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._stop_requested.set)
+
     async def run(self) -> int:
         """Start everything, run until SIGTERM/SIGINT, shut down in order; returns the exit code."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._install_signals(loop)
+        # Stage threads re-raise bugs; the process must not limp on without them (principle 7).
+        previous_hook = threading.excepthook
+        threading.excepthook = self._thread_crashed
         self.state_dir.mkdir(parents=True, exist_ok=True)
         s = self.settings
 
@@ -659,6 +672,7 @@ class App:
             with contextlib.suppress(asyncio.CancelledError):
                 await status_task
             await self._shutdown()
+            threading.excepthook = previous_hook
         if self._pipeline_failure is not None or (self.batcher is not None and self.batcher.failure):
             return 70
         return self.exit_code
