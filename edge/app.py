@@ -43,8 +43,7 @@ from edge.publisher import CameraSpec, Publisher
 from edge.publisher import LineSpec as HaLine
 from edge.publisher import ZoneSpec as HaZone
 from edge.systemd import Notifier, WatchdogPinger
-from edge.tools.specs import camera_specs
-from edge.tracking import ByteTracker
+from edge.tools.specs import build_detector, build_tracker, camera_specs
 from edge.web import CameraInfo, WebServer, health_from_cameras
 
 if TYPE_CHECKING:
@@ -52,6 +51,7 @@ if TYPE_CHECKING:
 
     from edge.bus import TracksBus
     from edge.events.model import Event
+    from edge.tracking import ByteTracker
     from edge.types import Detections, Frame
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class CameraRuntime:
 
     cfg: CameraConfig
     capture: Capture
-    tracker: ByteTracker | None = None
+    tracker: ByteTracker | None = None  # built at the first frame, when the source's fps is known
     analytics: CameraAnalytics | None = None
     scene: Scene | None = None
     trails: TrailBuffer = field(default_factory=TrailBuffer)
@@ -159,21 +159,10 @@ class App:
     # building
 
     def _build_detector(self) -> Detector:
-        m = self.settings.model
-        path = resolve_model_path(m.path, self.config_path.parent if self.config_path else None)
-        providers: str | list[str] = "auto" if m.providers == ("auto",) else list(m.providers)
-        return Detector(
-            path,
-            providers=providers,
-            confidence=m.confidence,
-            iou=m.iou,
-            classes=list(m.classes) if m.classes is not None else None,
-            max_det=m.max_detections,
-            intra_op_threads=m.intra_op_threads,
-            trt_cache_dir=Path(m.trt_cache_dir) if m.trt_cache_dir else self.state_dir / "tensorrt",
-            labels_file=Path(m.labels_file) if m.labels_file else None,
-            metrics=self.metrics,
-            max_batch=m.batch_size,
+        config_dir = self.config_path.parent if self.config_path else None
+        path = resolve_model_path(self.settings.model.path, config_dir)
+        return build_detector(
+            self.settings.model, path, metrics=self.metrics, trt_cache_dir=self.state_dir / "tensorrt"
         )
 
     def _build_capture(self, cam: CameraConfig) -> Capture:
@@ -315,20 +304,9 @@ class App:
     def _ensure_camera_state(self, rt: CameraRuntime, frame: Frame) -> None:
         size = (frame.width, frame.height)
         if rt.tracker is None:
-            t = self.settings.tracker
+            # The tracker's buffer is in frames: scale it by the rate frames really arrive at.
             frame_rate = rt.cfg.fps or rt.capture.source_fps or 30.0
-            rt.tracker = ByteTracker(
-                frame_rate,
-                track_thresh=t.track_thresh,
-                low_thresh=t.low_thresh,
-                match_thresh=t.match_thresh,
-                track_buffer=t.track_buffer,
-                fuse_score=t.fuse_score,
-                max_tracks=t.max_tracks,
-                new_track_thresh=t.new_track_thresh,
-                metrics=self.metrics,
-                camera=rt.cfg.name,
-            )
+            rt.tracker = build_tracker(self.settings.tracker, frame_rate, rt.cfg.name, metrics=self.metrics)
         if rt.frame_size != size:
             lines, zones = camera_specs(rt.cfg, size[0], size[1], self.class_names)
             with self._lock:

@@ -111,17 +111,11 @@ def run_supervision(sv: object, det_path: Path, length: int, fps: float, lines: 
 
 
 def run_edge_tracks_sv_lines(sv: object, det_path: Path, length: int, fps: float, lines: LineDefs) -> Tally:
-    from edge.tools.replay import TrackerParams, mot_frames
-    from edge.tracking import ByteTracker
+    from edge.config import TrackerConfig
+    from edge.tools.replay import mot_frames
+    from edge.tools.specs import build_tracker
 
-    p = TrackerParams()
-    bt = ByteTracker(
-        fps,
-        track_thresh=p.track_thresh,
-        low_thresh=p.low_thresh,
-        match_thresh=p.match_thresh,
-        track_buffer=p.track_buffer,
-    )
+    bt = build_tracker(TrackerConfig(), fps, "bench")
     zones = sv_line_zones(sv, lines)
     _total, frames = mot_frames(det_path, last_frame=length)
     for _f, d in frames:

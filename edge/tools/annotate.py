@@ -24,14 +24,12 @@ from typing import IO, TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from edge.config import class_ids, load_settings, resolve_model_path
-from edge.detector import Detector
+from edge.config import load_settings, resolve_model_path
 from edge.draw import LineGeometry, Scene, SceneState, TrailBuffer, ZoneGeometry
 from edge.errors import EdgeError, SourceError
 from edge.events import CameraAnalytics
 from edge.events.lines import IN, OUT
-from edge.tools.specs import camera_specs, find_camera
-from edge.tracking import ByteTracker
+from edge.tools.specs import build_detector, build_tracker, camera_specs, find_camera
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -225,32 +223,10 @@ def _annotate(args: argparse.Namespace, settings: Settings, camera: CameraConfig
     m = settings.model
     model_path = args.model if args.model is not None else resolve_model_path(m.path, args.config.parent)
     batch = max(1, m.batch_size)
-    detector = Detector(
-        model_path,
-        providers=m.providers[0] if m.providers == ("auto",) else list(m.providers),
-        confidence=m.confidence,
-        iou=m.iou,
-        max_det=m.max_detections,
-        intra_op_threads=m.intra_op_threads,
-        labels_file=Path(m.labels_file) if m.labels_file else None,
-        max_batch=batch,
-    )
+    detector = build_detector(m, model_path)
     class_names = detector.class_names
-    # model.classes names need the model's class list, so the filter is applied after detection.
-    keep = class_ids(m.classes, class_names)
-    keep_ids = np.fromiter(sorted(keep), np.int32) if keep is not None else None
     t = settings.tracker
-    tracker = ByteTracker(
-        fps,
-        track_thresh=t.track_thresh,
-        low_thresh=t.low_thresh,
-        match_thresh=t.match_thresh,
-        track_buffer=t.track_buffer,
-        fuse_score=t.fuse_score,
-        max_tracks=t.max_tracks,
-        new_track_thresh=t.new_track_thresh,
-        camera=camera.name,
-    )
+    tracker = build_tracker(t, fps, camera.name)
     lines, zones = camera_specs(camera, width, height, class_names)
     analytics = CameraAnalytics(camera.name, lines, zones, run_id="annotate", class_names=class_names)
     scene = scene_for(camera.name, lines, zones, class_names)
@@ -278,8 +254,7 @@ def _annotate(args: argparse.Namespace, settings: Settings, camera: CameraConfig
                 raise reader.error
             if not images:
                 break
-            for image, found in zip(images, detector.infer(images), strict=True):
-                dets = found if keep_ids is None else found[np.isin(found.class_id, keep_ids)]
+            for image, dets in zip(images, detector.infer(images), strict=True):
                 tracked = tracker.update(dets)
                 removed = tracker.removed_ids()
                 ts = written / fps

@@ -200,7 +200,7 @@ def _main(args: argparse.Namespace) -> int:
             lines=lines,
             zones=(),
             fps=args.fps or fps or camera.fps or 30.0,
-            tracker=replay.TrackerParams.from_settings(settings),
+            tracker=settings.tracker,
             class_names=COCO_CLASSES,
         )
         pred = tally(analytics, person)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -25,42 +24,17 @@ import numpy.typing as npt
 
 from edge.errors import EdgeError
 from edge.events import CameraAnalytics, LineSpec, ZoneSpec, new_run_id
+from edge.tools.specs import build_detector, build_tracker
 from edge.types import Detections
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-    from edge.config import Settings
+    from edge.config import Settings, TrackerConfig
     from edge.events import Event
 
 WALL_EPOCH = 1_700_000_000.0
 """Wall-clock time given to frame 1 of a replay, so runs are reproducible byte for byte."""
-
-
-@dataclass(frozen=True, slots=True)
-class TrackerParams:
-    """The tracker's tunables (``edge.config.TrackerConfig`` maps onto it one to one)."""
-
-    track_thresh: float = 0.5
-    low_thresh: float = 0.1
-    match_thresh: float = 0.8
-    track_buffer: int = 30
-    fuse_score: bool = True
-    max_tracks: int = 1024
-    new_track_thresh: float | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TrackerParams:
-        t = settings.tracker
-        return cls(
-            t.track_thresh,
-            t.low_thresh,
-            t.match_thresh,
-            t.track_buffer,
-            t.fuse_score,
-            t.max_tracks,
-            t.new_track_thresh,
-        )
 
 
 class Progress:
@@ -125,26 +99,14 @@ def run(
     lines: Sequence[LineSpec],
     zones: Sequence[ZoneSpec],
     fps: float,
-    tracker: TrackerParams,
+    tracker: TrackerConfig,
     class_names: Sequence[str] = (),
     run_id: str = "replay",
     on_event: Callable[[Event], None] | None = None,
     progress: bool = False,
 ) -> CameraAnalytics:
     """Feed frames through a fresh ByteTracker and CameraAnalytics; return the analytics at the end."""
-    from edge.tracking import ByteTracker  # noqa: PLC0415
-
-    bt = ByteTracker(
-        fps,
-        track_thresh=tracker.track_thresh,
-        low_thresh=tracker.low_thresh,
-        match_thresh=tracker.match_thresh,
-        track_buffer=tracker.track_buffer,
-        fuse_score=tracker.fuse_score,
-        max_tracks=tracker.max_tracks,
-        new_track_thresh=tracker.new_track_thresh,
-        camera=camera,
-    )
+    bt = build_tracker(tracker, fps, camera)
     analytics = CameraAnalytics(camera, lines, zones, run_id=run_id, class_names=class_names)
     bar = Progress(total, camera, enabled=progress)
     for i, (frame_no, dets) in enumerate(frames):
@@ -295,7 +257,7 @@ def _main(args: argparse.Namespace) -> int:
                 lines=lines,
                 zones=zones,
                 fps=fps,
-                tracker=TrackerParams.from_settings(settings),
+                tracker=settings.tracker,
                 class_names=class_names,
                 run_id=args.run_id or new_run_id(),
                 on_event=write,
@@ -315,7 +277,6 @@ def _replay_video(
     import cv2  # noqa: PLC0415
 
     from edge.config import resolve_model_path  # noqa: PLC0415
-    from edge.detector import Detector  # noqa: PLC0415
     from edge.tools.specs import camera_specs  # noqa: PLC0415
 
     if not args.video.is_file():
@@ -331,23 +292,8 @@ def _replay_video(
     height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     m = settings.model
     batch = max(1, m.batch_size)
-    detector = Detector(
-        resolve_model_path(m.path, args.config.parent),
-        providers=m.providers[0] if m.providers == ("auto",) else list(m.providers),
-        confidence=m.confidence,
-        iou=m.iou,
-        max_det=m.max_detections,
-        intra_op_threads=m.intra_op_threads,
-        labels_file=Path(m.labels_file) if m.labels_file else None,
-        max_batch=batch,
-    )
+    detector = build_detector(m, resolve_model_path(m.path, args.config.parent))
     class_names = detector.class_names
-    if m.classes is not None:
-        from edge.config import class_ids  # noqa: PLC0415
-
-        keep = class_ids(m.classes, class_names)
-    else:
-        keep = None
     lines, zones = camera_specs(camera, width, height, class_names)
 
     def frames() -> Iterator[tuple[int, Detections]]:
@@ -363,8 +309,6 @@ def _replay_video(
                 return
             for dets in detector.infer(images):
                 n += 1
-                if keep is not None:
-                    dets = dets[np.isin(dets.class_id, np.fromiter(keep, np.int32))]  # noqa: PLW2901
                 yield n, dets
 
     try:
@@ -375,7 +319,7 @@ def _replay_video(
             lines=lines,
             zones=zones,
             fps=fps,
-            tracker=TrackerParams.from_settings(settings),
+            tracker=settings.tracker,
             class_names=class_names,
             run_id=args.run_id or new_run_id(),
             on_event=write,

@@ -1,7 +1,11 @@
-"""Settings camera -> :class:`~edge.events.LineSpec` / :class:`~edge.events.ZoneSpec` in frame pixels."""
+"""From config to stage objects: lines and zones in frame pixels, the detector, the tracker.
+
+Shared by the daemon (``edge.app``) and the offline tools, so they all build stages the same way.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.config import class_ids, to_pixels
@@ -10,7 +14,10 @@ from edge.events import LineSpec, ZoneSpec
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from edge.config import CameraConfig, Settings
+    from edge.config import CameraConfig, ModelConfig, Settings, TrackerConfig
+    from edge.detector import Detector
+    from edge.metrics import Metrics
+    from edge.tracking import ByteTracker
 
 
 def find_camera(settings: Settings, name: str | None) -> CameraConfig:
@@ -62,3 +69,48 @@ def camera_specs(
         for zone in camera.zones
     ]
     return lines, zones
+
+
+def build_detector(
+    model: ModelConfig,
+    model_path: Path,
+    *,
+    metrics: Metrics | None = None,
+    trt_cache_dir: Path | None = None,
+) -> Detector:
+    """The detector a config describes (the model's own class filter applied inside it)."""
+    from edge.detector import Detector  # noqa: PLC0415 - loads onnxruntime
+
+    return Detector(
+        model_path,
+        providers="auto" if model.providers == ("auto",) else list(model.providers),
+        confidence=model.confidence,
+        iou=model.iou,
+        classes=list(model.classes) if model.classes is not None else None,
+        max_det=model.max_detections,
+        intra_op_threads=model.intra_op_threads,
+        trt_cache_dir=Path(model.trt_cache_dir) if model.trt_cache_dir else trt_cache_dir,
+        labels_file=Path(model.labels_file) if model.labels_file else None,
+        metrics=metrics,
+        max_batch=max(1, model.batch_size),
+    )
+
+
+def build_tracker(
+    tracker: TrackerConfig, frame_rate: float, camera: str, *, metrics: Metrics | None = None
+) -> ByteTracker:
+    """A ByteTracker with a config's thresholds, for one camera at ``frame_rate`` processed frames/s."""
+    from edge.tracking import ByteTracker  # noqa: PLC0415 - loads numba
+
+    return ByteTracker(
+        frame_rate,
+        track_thresh=tracker.track_thresh,
+        low_thresh=tracker.low_thresh,
+        match_thresh=tracker.match_thresh,
+        track_buffer=tracker.track_buffer,
+        fuse_score=tracker.fuse_score,
+        max_tracks=tracker.max_tracks,
+        new_track_thresh=tracker.new_track_thresh,
+        metrics=metrics,
+        camera=camera,
+    )
