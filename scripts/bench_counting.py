@@ -89,13 +89,21 @@ def check_sv_convention(sv: object) -> None:
     assert (lz.in_count, lz.out_count) == (0, 1), (lz.in_count, lz.out_count)  # type: ignore[attr-defined]
 
 
-def run_supervision(sv: object, det_path: Path, length: int, fps: float, lines: LineDefs) -> Tally:
-    from trackers import ByteTrackTracker
+def supervision_tracker_name(sv: object) -> str:
+    return "sv.ByteTrack" if hasattr(sv, "ByteTrack") else "trackers.ByteTrackTracker"
 
+
+def run_supervision(sv: object, det_path: Path, length: int, fps: float, lines: LineDefs) -> Tally:
     from edge.tracking.motio import read_mot_detections
 
     dets = read_mot_detections(det_path)
-    tracker = ByteTrackTracker(frame_rate=fps)
+    if hasattr(sv, "ByteTrack"):  # supervision < 0.31: its own ByteTrack, the baseline
+        bytetrack = sv.ByteTrack(frame_rate=round(fps))
+        update = bytetrack.update_with_detections
+    else:  # supervision 0.31 moved ByteTrack into roboflow's `trackers` package
+        from trackers import ByteTrackTracker
+
+        update = ByteTrackTracker(frame_rate=fps).update
     zones = sv_line_zones(sv, lines)
     for f in range(1, length + 1):
         xyxy, scores = dets.frame(f)
@@ -104,7 +112,7 @@ def run_supervision(sv: object, det_path: Path, length: int, fps: float, lines: 
             confidence=scores.astype(np.float64),
             class_id=np.zeros(xyxy.shape[0], int),
         )
-        tracked = tracker.update(det)
+        tracked = update(det)
         for lz in zones.values():
             lz.trigger(tracked)  # type: ignore[attr-defined]
     return sv_tally(zones)
@@ -201,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             for key, g in gt.items():
                 all_gt[(seq.name, *key)] = g  # type: ignore[index]
     print(f"\nTotal ground-truth crossings: {sum(all_gt.values())} over {len(seqs)} sequences, 2 lines each")
+    print(f"supervision {sv.__version__} (tracker: {supervision_tracker_name(sv)})")  # type: ignore[attr-defined]
     for name, pred in preds.items():
         err = sum(abs(pred.get(k, 0) - g) for k, g in all_gt.items())
         totals[name] = (err, sum(all_gt.values()))
