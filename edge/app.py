@@ -100,6 +100,9 @@ class CameraRuntime:
     latest: tuple[Frame, Detections] | None = None
     last_zone_state: dict[str, dict[str, int]] = field(default_factory=dict)
     jpeg_cache: tuple[int, bytes] | None = None
+    # Labelled metric children, looked up once instead of per frame.
+    m_processed: Any = None
+    m_latency: Any = None
 
 
 class App:
@@ -261,10 +264,11 @@ class App:
             return []
         frames: list[Frame] = []
         taken: set[str] = set()
-        deadline: float | None = None
+        n = len(cams)
+        idle_deadline = time.monotonic() + max(timeout_s, 0.1)
+        fill_deadline: float | None = None
         while True:
             version = self.frame_notifier.version
-            n = len(cams)
             for i in range(n):
                 rt = cams[(self._rr + i) % n]
                 if rt.cfg.name in taken:
@@ -275,21 +279,17 @@ class App:
                     taken.add(rt.cfg.name)
                     if len(frames) >= max_n:
                         break
-            now = time.monotonic()
             if len(frames) >= max_n or len(taken) == n:
                 break
+            now = time.monotonic()
             if frames:
-                if deadline is None:
-                    deadline = now + timeout_s
-                remaining = deadline - now
-                if remaining <= 0:
-                    break
+                if fill_deadline is None:  # the batch window opens with its first frame
+                    fill_deadline = now + timeout_s
+                remaining = fill_deadline - now
             else:
-                if deadline is None:
-                    deadline = now + max(timeout_s, 0.1)
-                remaining = deadline - now
-                if remaining <= 0:
-                    break
+                remaining = idle_deadline - now
+            if remaining <= 0:
+                break
             self.frame_notifier.wait(version, remaining)
         self._rr = (self._rr + 1) % n
         return frames
@@ -366,8 +366,8 @@ class App:
         rt.fps.tick(now)
         rt.frames_processed += 1
         self.frames_done += 1
-        self.metrics.frames_processed.labels(camera=frame.camera).inc()
-        self.metrics.latency.labels(camera=frame.camera).observe(now - frame.captured_mono)
+        rt.m_processed.inc()
+        rt.m_latency.observe(now - frame.captured_mono)
 
     def _emit(self, rt: CameraRuntime, events: list[Event]) -> None:
         publisher = self.publisher
@@ -598,7 +598,12 @@ class App:
             )
         for cam in s.cameras:
             if cam.enabled:
-                self.cameras[cam.name] = CameraRuntime(cfg=cam, capture=self._build_capture(cam))
+                self.cameras[cam.name] = CameraRuntime(
+                    cfg=cam,
+                    capture=self._build_capture(cam),
+                    m_processed=self.metrics.frames_processed.labels(camera=cam.name),
+                    m_latency=self.metrics.latency.labels(camera=cam.name),
+                )
         self.batcher = BatchingDetector(
             self.detector,
             self.take_frames,
