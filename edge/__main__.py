@@ -32,6 +32,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "detector": ("edge.benchmarks.detector", "detector stage vs bare ONNX Runtime, same session"),
     "tracker": ("edge.benchmarks.tracker", "tracker accuracy and speed on MOT17, against peers"),
     "capture": ("edge.benchmarks.capture", "capture decode rate vs `ffmpeg -benchmark` on a 1080p file"),
+    "pipeline": ("edge.benchmarks.pipeline", "whole daemon on N RTSP streams vs decode + bare ORT limit"),
 }
 
 

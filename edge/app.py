@@ -562,6 +562,10 @@ class App:
         self.notifier.ready()
         return True
 
+    def request_stop(self) -> None:
+        """Stop as SIGTERM would (graceful shutdown); call it on the event loop thread."""
+        self._stop_requested.set()
+
     def _thread_crashed(self, args: threading.ExceptHookArgs) -> None:
         """A bug in any stage thread: log it once, shut down, exit non-zero so systemd restarts us."""
         name = args.thread.name if args.thread is not None else "?"
