@@ -213,7 +213,7 @@ class App:
             client_id=q.client_id,
             keepalive=q.keepalive,
             topic_prefix=q.topic_prefix,
-            qos=1 if q.qos >= 1 else 0,
+            qos=q.qos,
             outbox=self.outbox,
             ha_discovery=q.ha_discovery,
             ha_prefix=q.ha_prefix,

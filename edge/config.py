@@ -224,7 +224,9 @@ class MqttConfig(_Strict):
     client_id: str | None = None
     keepalive: int = Field(30, ge=5, le=3600, description="seconds; the last will fires after ~1.5x this")
     topic_prefix: str = Field("edge", pattern=r"^[^#+\s]+$")
-    qos: Literal[0, 1, 2] = 1
+    qos: Literal[0, 1] = Field(
+        1, description="1 = at least once, kept in the outbox until PUBACK; 0 = fire and forget"
+    )
     outbox_max_events: int = Field(100_000, ge=1, description="oldest events are dropped beyond this")
     outbox_max_age_s: float = Field(7 * 86400.0, gt=0.0, description="events older than this are dropped")
     ha_discovery: bool = True
