@@ -247,7 +247,8 @@ class App:
 
     @property
     def class_names(self) -> list[str]:
-        return list(self.detector.class_names) if self.detector is not None else []
+        """The model's class names (index = class id); read on the hot path, so never copied."""
+        return self.detector.class_names if self.detector is not None else []
 
     # ------------------------------------------------------------------------------------------------
     # the detector's view of the cameras
