@@ -455,6 +455,26 @@ def _compact(live: np.ndarray, n_live: int, state: np.ndarray, free: np.ndarray,
 
 
 @njit(cache=True, nogil=True)
+def _take_detection(
+    mean: np.ndarray,
+    cov: np.ndarray,
+    s: int,
+    xyxy: np.ndarray,
+    r: int,
+    kwork: np.ndarray,
+    last_frame: np.ndarray,
+    det_row: np.ndarray,
+    frame: int,
+) -> None:
+    """Track slot ``s`` matched detection row ``r``: Kalman update, seen this frame, output row."""
+    kalman_update(
+        mean, cov, s, float(xyxy[r, 0]), float(xyxy[r, 1]), float(xyxy[r, 2]), float(xyxy[r, 3]), kwork
+    )
+    last_frame[s] = frame
+    det_row[s] = r
+
+
+@njit(cache=True, nogil=True)
 def step(
     xyxy: np.ndarray,
     scores: np.ndarray,
@@ -568,20 +588,9 @@ def step(
         j = match_r[k]
         if j >= 0:
             r = hi[j]
-            kalman_update(
-                mean,
-                cov,
-                s,
-                float(xyxy[r, 0]),
-                float(xyxy[r, 1]),
-                float(xyxy[r, 2]),
-                float(xyxy[r, 3]),
-                kwork,
-            )
+            _take_detection(mean, cov, s, xyxy, r, kwork, last_frame, det_row, frame)
             state[s] = TRACKED
             activated[s] = True
-            last_frame[s] = frame
-            det_row[s] = r
         elif k < n_conf:
             rest[n_rest] = s
             n_rest += 1
@@ -604,18 +613,7 @@ def step(
         j = match_r[k]
         if j >= 0:
             r = lo[j]
-            kalman_update(
-                mean,
-                cov,
-                s,
-                float(xyxy[r, 0]),
-                float(xyxy[r, 1]),
-                float(xyxy[r, 2]),
-                float(xyxy[r, 3]),
-                kwork,
-            )
-            last_frame[s] = frame
-            det_row[s] = r
+            _take_detection(mean, cov, s, xyxy, r, kwork, last_frame, det_row, frame)
         else:
             state[s] = LOST
 
@@ -642,19 +640,8 @@ def step(
         j = match_r[k]
         if j >= 0:
             r = hi_left[j]
-            kalman_update(
-                mean,
-                cov,
-                s,
-                float(xyxy[r, 0]),
-                float(xyxy[r, 1]),
-                float(xyxy[r, 2]),
-                float(xyxy[r, 3]),
-                kwork,
-            )
+            _take_detection(mean, cov, s, xyxy, r, kwork, last_frame, det_row, frame)
             activated[s] = True
-            last_frame[s] = frame
-            det_row[s] = r
         else:
             _remove(s, state, activated, track_id, removed, counters)
 
