@@ -29,6 +29,7 @@ from edge.draw import LineGeometry, Scene, SceneState, TrailBuffer, ZoneGeometry
 from edge.errors import EdgeError, SourceError
 from edge.events import CameraAnalytics
 from edge.events.lines import IN, OUT
+from edge.tools import report_errors
 from edge.tools.specs import build_detector, build_tracker, camera_specs, find_camera
 
 if TYPE_CHECKING:
@@ -182,15 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         print("edge annotate: --max-frames must be >= 1", file=sys.stderr)
         return 2
-    try:
+
+    def body() -> int:
         frames = annotate(args)
-    except EdgeError as err:
-        lines = err.lines() if hasattr(err, "lines") else [str(err)]
-        for line in lines:
-            print(f"edge annotate: {line}", file=sys.stderr)
-        return err.exit_code
-    print(f"{args.out}: {frames} frames written", file=sys.stderr)
-    return 0
+        print(f"{args.out}: {frames} frames written", file=sys.stderr)
+        return 0
+
+    return report_errors("annotate", body)
 
 
 def annotate(args: argparse.Namespace) -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +25,7 @@ import numpy as np
 
 from edge.errors import EdgeError
 from edge.events import CameraAnalytics, LineSpec
+from edge.tools import report_errors
 from edge.types import Detections
 
 if TYPE_CHECKING:
@@ -140,13 +140,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``edge evaluate``; returns the exit status."""
     args = parser().parse_args(argv)
-    try:
-        return _main(args)
-    except EdgeError as err:
-        lines = err.lines() if hasattr(err, "lines") else [str(err)]
-        for line in lines:
-            print(f"edge evaluate: {line}", file=sys.stderr)
-        return err.exit_code
+    return report_errors("evaluate", lambda: _main(args))
 
 
 def _seqinfo_near(path: Path) -> tuple[int, int, float | None]:

@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from edge.errors import EdgeError
 from edge.events import CameraAnalytics, LineSpec, ZoneSpec, new_run_id
+from edge.tools import report_errors
 from edge.tools.specs import build_detector, build_tracker
 from edge.types import Detections
 
@@ -198,13 +199,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``edge replay``; returns the exit status."""
     args = parser().parse_args(argv)
-    try:
-        return _main(args)
-    except EdgeError as err:
-        lines = err.lines() if hasattr(err, "lines") else [str(err)]
-        for line in lines:
-            print(f"edge replay: {line}", file=sys.stderr)
-        return err.exit_code
+    return report_errors("replay", lambda: _main(args))
 
 
 def _main(args: argparse.Namespace) -> int:
