@@ -33,15 +33,16 @@ from edge.config import (
     resolve_model_path,
 )
 from edge.detector import BatchingDetector, Detector
+from edge.discovery import CameraSpec
+from edge.discovery import LineSpec as HaLine
+from edge.discovery import ZoneSpec as HaZone
 from edge.draw import LineGeometry, Scene, SceneState, TrailBuffer, ZoneGeometry
 from edge.errors import ConfigError
 from edge.events import CameraAnalytics, new_run_id
 from edge.events.store import CounterStore
 from edge.metrics import Metrics
 from edge.outbox import Outbox
-from edge.publisher import CameraSpec, Publisher
-from edge.publisher import LineSpec as HaLine
-from edge.publisher import ZoneSpec as HaZone
+from edge.publisher import Publisher
 from edge.systemd import Notifier, WatchdogPinger
 from edge.tools.specs import build_detector, build_tracker, camera_specs
 from edge.web import CameraInfo, WebServer, health_from_cameras

@@ -38,15 +38,14 @@ import select
 import socket
 import ssl
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pydantic import SecretStr
 
-from edge import __version__
 from edge.clock import Clock, SystemClock
+from edge.discovery import AVAILABLE, NOT_AVAILABLE, CameraSpec, discovery_configs
 from edge.errors import PublishError
 
 if TYPE_CHECKING:
@@ -63,25 +62,15 @@ MqttVersion = Literal["3.1.1", "5"]
 # How often the network thread checkpoints the outbox WAL, so that commits on the event loop never have to.
 _CHECKPOINT_INTERVAL_S = 1.0
 
-AVAILABLE = "online"
-NOT_AVAILABLE = "offline"
-
 # A topic level must not contain the separator or wildcards (MQTT 3.1.1 section 4.7), and an empty level
 # would make the reset subscription ambiguous.
 _BAD_LEVEL = re.compile(r"[/+#\x00]")
-# Home Assistant node_id / object_id: [a-zA-Z0-9_-]+ (HA MQTT discovery documentation).
-_HA_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]+")
 
 
 def _check_level(what: str, value: str) -> str:
     if not value or _BAD_LEVEL.search(value):
         raise ValueError(f"{what} {value!r} cannot be used as an MQTT topic level (empty, '/', '+', '#')")
     return value
-
-
-def ha_id(*parts: str) -> str:
-    """Join name parts into a Home Assistant object id: only ``[a-zA-Z0-9_-]``, lower-case."""
-    return "_".join(_HA_ID_UNSAFE.sub("_", p).strip("_").lower() or "x" for p in parts)
 
 
 class Topics:
@@ -128,131 +117,6 @@ class Topics:
         if len(parts) != 4 or parts[1] != "lines" or parts[3] != "reset" or not parts[0] or not parts[2]:
             return None
         return parts[0], parts[2]
-
-
-# -- Home Assistant discovery ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LineSpec:
-    """A counting line for discovery.
-
-    ``classes`` are the class names counted (one sensor per direction and class); empty means the line
-    counts every class and gets one total sensor per direction. The line state payload must be
-    ``{"<direction>": {"<class>": count, ...}, ...}`` (see ``docs/mqtt.md``).
-    """
-
-    name: str
-    classes: tuple[str, ...] = ()
-    directions: tuple[str, ...] = ("in", "out")
-    label: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ZoneSpec:
-    """A zone for discovery; state payload ``{"occupancy": {"<class>": n, ...}}``."""
-
-    name: str
-    classes: tuple[str, ...] = ()
-    label: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CameraSpec:
-    name: str
-    lines: tuple[LineSpec, ...] = ()
-    zones: tuple[ZoneSpec, ...] = ()
-
-
-def _template(key: str, cls: str | None) -> str:
-    if cls is None:
-        return "{{ value_json[%s].values() | sum }}" % json.dumps(key)  # noqa: UP031 - Jinja braces
-    return "{{ value_json[%s][%s] | default(0) }}" % (json.dumps(key), json.dumps(cls))  # noqa: UP031
-
-
-def discovery_configs(
-    topics: Topics, cameras: Sequence[CameraSpec], ha_prefix: str = "homeassistant"
-) -> list[tuple[str, dict[str, Any]]]:
-    """Home Assistant MQTT discovery ``(config topic, payload)`` pairs, one sensor per count.
-
-    Line counts are ``total_increasing`` (a reset to zero starts a new cycle in HA's statistics), zone
-    occupancy is a ``measurement``. All sensors share the node's availability topic and one HA device.
-    """
-    node_id = ha_id("edge", topics.node)
-    device = {
-        "identifiers": [node_id],
-        "name": f"edge {topics.node}",
-        "manufacturer": "edge",
-        "model": "edge camera analytics",
-        "sw_version": __version__,
-    }
-    common: dict[str, Any] = {
-        "availability_topic": topics.availability,
-        "payload_available": AVAILABLE,
-        "payload_not_available": NOT_AVAILABLE,
-        "device": device,
-        "origin": {"name": "edge", "sw_version": __version__},
-        "qos": 1,
-    }
-    out: list[tuple[str, dict[str, Any]]] = []
-
-    def add(
-        object_parts: tuple[str, ...], name: str, state_topic: str, template: str, state_class: str
-    ) -> None:
-        object_id = ha_id(*object_parts)
-        payload = {
-            "name": name,
-            "unique_id": f"{node_id}_{object_id}",
-            "state_topic": state_topic,
-            "value_template": template,
-            "state_class": state_class,
-            **common,
-        }
-        out.append((f"{ha_prefix}/sensor/{node_id}/{object_id}/config", payload))
-
-    for cam in cameras:
-        for line in cam.lines:
-            label = line.label or line.name
-            state = topics.line_state(cam.name, line.name)
-            for direction in line.directions:
-                if line.classes:
-                    for cls in line.classes:
-                        add(
-                            (cam.name, "line", line.name, direction, cls),
-                            f"{cam.name} {label} {direction} {cls}",
-                            state,
-                            _template(direction, cls),
-                            "total_increasing",
-                        )
-                else:
-                    add(
-                        (cam.name, "line", line.name, direction),
-                        f"{cam.name} {label} {direction}",
-                        state,
-                        _template(direction, None),
-                        "total_increasing",
-                    )
-        for zone in cam.zones:
-            label = zone.label or zone.name
-            state = topics.zone_state(cam.name, zone.name)
-            if zone.classes:
-                for cls in zone.classes:
-                    add(
-                        (cam.name, "zone", zone.name, cls),
-                        f"{cam.name} {label} {cls}",
-                        state,
-                        _template("occupancy", cls),
-                        "measurement",
-                    )
-            else:
-                add(
-                    (cam.name, "zone", zone.name),
-                    f"{cam.name} {label} occupancy",
-                    state,
-                    _template("occupancy", None),
-                    "measurement",
-                )
-    return out
 
 
 # -- backoff --------------------------------------------------------------------------------------------

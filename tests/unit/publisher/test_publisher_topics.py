@@ -8,18 +8,10 @@ from pathlib import Path
 import pytest
 from helpers.ha_discovery import load_schema, validate_sensor_discovery
 
+from edge.discovery import CameraSpec, LineSpec, ZoneSpec, discovery_configs, ha_id
 from edge.errors import PublishError
 from edge.outbox import Outbox
-from edge.publisher import (
-    Backoff,
-    CameraSpec,
-    LineSpec,
-    Publisher,
-    Topics,
-    ZoneSpec,
-    discovery_configs,
-    ha_id,
-)
+from edge.publisher import Backoff, Publisher, Topics
 
 
 @pytest.mark.parametrize(
