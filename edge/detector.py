@@ -5,29 +5,31 @@
 :class:`BatchingDetector` is the named thread that gathers frames from all cameras, runs them as one batch
 and hands every camera its own results, in order.
 
-Providers: ``"auto"`` tries TensorRT (FP16, engine cache) -> CUDA -> CPU, keeping only those whose driver
-and libraries are really present; an explicit list (``["cuda", "cpu"]``) must get its first entry, or
-construction fails with a :class:`~edge.errors.ModelError` pointing at ``providers: auto``. ONNX Runtime
-falls back to CPU silently when a GPU provider cannot start; the provider that really runs is read back
-from ``session.get_providers()``, logged once and exported as ``edge_detector_provider``.
+The model runs on an :class:`~edge.backends.base.InferenceBackend` (:mod:`edge.backends.onnxruntime`:
+provider choice TensorRT -> CUDA -> CPU and the session live there); the provider that really runs is
+logged once and exported as ``edge_detector_provider``.
 """
 
 from __future__ import annotations
 
 import ast
-import ctypes
 import logging
-import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 
+from edge.backends.base import ModelInfo
+from edge.backends.onnxruntime import (
+    PROVIDERS,
+    OnnxRuntimeBackend,
+    cuda_device_count,
+    open_cpu_session,
+    resolve_providers,
+)
 from edge.clock import SystemClock
 from edge.errors import ModelError
 from edge.preprocess import Letterbox
@@ -36,107 +38,24 @@ from edge.yolo import YoloDecoder
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from edge.backends.base import InferenceBackend
     from edge.clock import Clock
     from edge.metrics import Metrics
     from edge.types import Detections, Frame
 
 logger = logging.getLogger(__name__)
 
-PROVIDERS: dict[str, str] = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
-"""Short provider names accepted in configuration -> ONNX Runtime provider names."""
-
-_SHORT = {v: k for k, v in PROVIDERS.items()}
-
-_AUTO_ORDER = ("tensorrt", "cuda", "cpu")
-
-
-def _cuda_device_count() -> int:
-    """CUDA devices the driver reports (0 when there is no driver). Asks libcuda directly, because
-    onnxruntime-gpu lists the CUDA provider as available whether or not a GPU is present."""
-    try:
-        cuda = ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return 0
-    count = ctypes.c_int(0)
-    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
-        return 0
-    return int(count.value)
-
-
-def _tensorrt_present() -> bool:
-    for name in ("libnvinfer.so.10", "libnvinfer.so"):
-        try:
-            ctypes.CDLL(name)
-        except OSError:
-            continue
-        return True
-    return False
-
-
-def _default_trt_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edge" / "tensorrt"
-
-
-def resolve_providers(
-    providers: str | Sequence[str],
-    available: Sequence[str],
-    *,
-    cuda_devices: int,
-    tensorrt_libs: bool,
-) -> list[str]:
-    """Short provider names, in order, that a session should be created with.
-
-    ``"auto"`` keeps those of TensorRT -> CUDA -> CPU that can work here. An explicit list is checked:
-    unknown names raise ``ValueError``; a GPU provider on a machine without one raises ``ModelError``.
-    """
-    if not isinstance(providers, str) and [p.lower() for p in providers] == ["auto"]:
-        providers = "auto"  # the config's ``providers: [auto]``
-    if isinstance(providers, str):
-        if providers.lower() != "auto":
-            providers = [providers]
-        else:
-            chosen = []
-            for short in _AUTO_ORDER:
-                if PROVIDERS[short] not in available:
-                    continue
-                if short == "tensorrt" and not (cuda_devices and tensorrt_libs):
-                    continue
-                if short == "cuda" and not cuda_devices:
-                    continue
-                chosen.append(short)
-            return chosen
-    names = [p.lower() for p in providers]
-    if not names:
-        raise ValueError("providers: empty list; use 'auto' or a list such as ['cuda', 'cpu']")
-    unknown = [p for p in names if p not in PROVIDERS]
-    if unknown:
-        msg = f"providers: unknown {unknown}; expected 'auto' or a list of {', '.join(PROVIDERS)}"
-        raise ValueError(msg)
-    for short in names:
-        if PROVIDERS[short] not in available:
-            msg = (
-                f"providers: {short!r} is not built into this onnxruntime (it offers "
-                f"{', '.join(_SHORT.get(a, a) for a in available)}); use `providers: auto` to fall back"
-            )
-            raise ModelError(msg)
-        if short in ("cuda", "tensorrt") and not cuda_devices:
-            msg = (
-                f"providers: {short!r} requested but no CUDA device or driver was found on this machine; "
-                "use `providers: auto` to run on the best provider present (CPU here)"
-            )
-            raise ModelError(msg)
-        if short == "tensorrt" and not tensorrt_libs:
-            msg = (
-                "providers: 'tensorrt' requested but the TensorRT libraries (libnvinfer) are not installed; "
-                "use `providers: auto` or ['cuda', 'cpu']"
-            )
-            raise ModelError(msg)
-    return names
+# Re-exported: callers and tests have always found these here.
+__all__ = [
+    "PROVIDERS",
+    "BatchingDetector",
+    "Detector",
+    "ModelInfo",
+    "class_ids_for",
+    "inspect_model",
+    "resolve_providers",
+]
+_cuda_device_count = cuda_device_count
 
 
 def class_ids_for(class_names: Sequence[str], names: Sequence[str]) -> list[int]:
@@ -177,25 +96,6 @@ def _names_from_metadata(meta: dict[str, str]) -> list[str] | None:
     if isinstance(parsed, list | tuple):
         return [str(n) for n in parsed]
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    """What :func:`inspect_model` read from the graph.
-
-    Attributes:
-        input_name: name of the image input.
-        input_size: model input as ``(width, height)``.
-        dynamic_batch: ``True`` for a symbolic batch dimension, ``False`` for fixed batch 1.
-        output_name: name of the ``[batch, 4 + nc, anchors]`` output.
-        class_names: one name per class, index = class id.
-    """
-
-    input_name: str
-    input_size: tuple[int, int]
-    dynamic_batch: bool
-    output_name: str
-    class_names: list[str]
 
 
 def inspect_model(session: Any, path: Path, labels_file: Path | None = None) -> ModelInfo:
@@ -312,31 +212,9 @@ class Detector:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
 
-        available = ort.get_available_providers()
-        cuda_devices = _cuda_device_count() if any(p != "CPUExecutionProvider" for p in available) else 0
-        trt_libs = cuda_devices > 0 and _tensorrt_present()
-        names = resolve_providers(providers, available, cuda_devices=cuda_devices, tensorrt_libs=trt_libs)
-        asked = [providers] if isinstance(providers, str) else list(providers)
-        wanted_explicit = [p.lower() for p in asked] != ["auto"]
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        if intra_op_threads is not None:
-            if intra_op_threads < 1:
-                raise ValueError(f"intra_op_threads must be >= 1, got {intra_op_threads}")
-            options.intra_op_num_threads = intra_op_threads
-        # Fallbacks are detected and logged by us, once; ORT's own warnings would repeat them.
-        options.log_severity_level = 3
-
         # Inspect the graph on a CPU session first: a bad model fails fast and clearly, before a GPU
         # provider spends time (a TensorRT engine build) on it. On CPU-only machines it is the session.
-        try:
-            probe = ort.InferenceSession(
-                str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise ModelError(f"model {self.model_path}: not a loadable ONNX model ({exc})") from exc
+        probe = open_cpu_session(self.model_path, intra_op_threads)
         info = inspect_model(probe, self.model_path, labels_file)
         self.class_names: list[str] = info.class_names
         self.input_size: tuple[int, int] = info.input_size
@@ -346,39 +224,31 @@ class Detector:
         self._output_name = info.output_name
         self.max_batch = max_batch if self.dynamic_batch else 1
 
-        if names == ["cpu"]:
-            session = probe
-        else:
-            del probe
-            provider_list: list[str | tuple[str, dict[str, Any]]] = [
-                self._provider_entry(short, trt_cache_dir) for short in names
-            ]
-            try:
-                session = ort.InferenceSession(
-                    str(self.model_path), sess_options=options, providers=provider_list
-                )
-            except Exception as exc:
-                msg = f"model {self.model_path}: cannot create a session on {names} ({exc})"
-                raise ModelError(msg) from exc
-        self._session = session
-
-        running = session.get_providers()
-        self.provider: str = _SHORT.get(running[0], running[0])
-        """The provider that really runs the model (read back from ONNX Runtime, not what was asked)."""
-        fell_back = self.provider != names[0]
-        if fell_back and wanted_explicit:
-            msg = (
-                f"providers: {names[0]!r} requested but ONNX Runtime could not start it and would run on "
-                f"{self.provider!r}; use `providers: auto` to accept the fallback"
-            )
-            raise ModelError(msg)
+        # --- backend construction: the one place that chooses what runs the model -------------------
+        backend: InferenceBackend = OnnxRuntimeBackend(
+            self.model_path,
+            info,
+            providers=providers,
+            intra_op_threads=intra_op_threads,
+            trt_cache_dir=trt_cache_dir,
+            max_batch=self.max_batch,
+            cpu_session=probe,
+        )
+        del probe
+        # ---------------------------------------------------------------------------------------------
+        self._backend = backend
+        self.provider: str = backend.device
+        """What really runs the model (read back from the runtime, not what was asked)."""
+        fallback_from: str | None = getattr(backend, "fallback_from", None)
         # One line per detector, whatever happened: which provider really runs, and why if not the best.
         logger.log(
-            logging.WARNING if fell_back else logging.INFO,
-            "detector model=%s provider=%s%s input=%dx%d batch=%s classes=%d",
+            logging.WARNING if fallback_from else logging.INFO,
+            "detector model=%s backend=%s provider=%s%s precision=%s input=%dx%d batch=%s classes=%d",
             self.model_path.name,
+            backend.name,
             self.provider,
-            f" (fallback: {names[0]} could not start)" if fell_back else "",
+            f" (fallback: {fallback_from} could not start)" if fallback_from else "",
+            backend.precision,
             self.input_size[0],
             self.input_size[1],
             f"dynamic(max {self.max_batch})" if self.dynamic_batch else "fixed 1",
@@ -396,32 +266,17 @@ class Detector:
         self._decoder = YoloDecoder(
             len(self.class_names), confidence=confidence, iou=iou, classes=class_ids, max_det=max_det
         )
-        self._run_options = ort.RunOptions()
-
-    def _provider_entry(self, short: str, trt_cache_dir: Path | None) -> str | tuple[str, dict[str, Any]]:
-        if short != "tensorrt":
-            return PROVIDERS[short]
-        cache = trt_cache_dir if trt_cache_dir is not None else _default_trt_cache_dir()
-        cache.mkdir(parents=True, exist_ok=True)
-        opts: dict[str, Any] = {
-            "trt_fp16_enable": True,
-            "trt_engine_cache_enable": True,
-            "trt_engine_cache_path": str(cache),
-            "trt_timing_cache_enable": True,
-            "trt_timing_cache_path": str(cache),
-        }
-        if self.dynamic_batch:
-            w, h = self.input_size
-            name = self._input_name
-            opts["trt_profile_min_shapes"] = f"{name}:1x3x{h}x{w}"
-            opts["trt_profile_opt_shapes"] = f"{name}:{self.max_batch}x3x{h}x{w}"
-            opts["trt_profile_max_shapes"] = f"{name}:{self.max_batch}x3x{h}x{w}"
-        return (PROVIDERS[short], opts)
 
     @property
     def session(self) -> Any:
-        """The ONNX Runtime session (for benchmarks that time bare ``run()`` on the same session)."""
-        return self._session
+        """The ONNX Runtime session (for benchmarks that time bare ``run()`` on the same session), or
+        ``None`` when the backend is not ONNX Runtime."""
+        return getattr(self._backend, "session", None)
+
+    @property
+    def backend(self) -> InferenceBackend:
+        """What runs the model."""
+        return self._backend
 
     @property
     def input_name(self) -> str:
@@ -462,9 +317,7 @@ class Detector:
 
     def _run(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         start = time.perf_counter()
-        out: npt.NDArray[np.float32] = self._session.run(
-            [self._output_name], {self._input_name: tensor}, self._run_options
-        )[0]
+        out = self._backend.run(tensor)
         if self._metrics is not None:
             self._metrics.inference_seconds.observe(time.perf_counter() - start)
             self._metrics.batch_size.observe(tensor.shape[0])
