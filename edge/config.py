@@ -133,6 +133,26 @@ class ZoneConfig(_Strict):
         return value
 
 
+class SnapshotConfig(_Strict):
+    """Event snapshots: a JPEG of the frame of each event, published retained on ``<camera>/snapshot``.
+
+    Encoding runs in its own thread and is skipped (and counted) when it falls behind, so it never slows
+    the pipeline; each snapshot still costs that thread a resize and a JPEG encode.
+    """
+
+    enabled: bool = True
+    mode: Literal["full", "crop"] = Field(
+        "full", description="full = the whole frame with the object's box; crop = around the object"
+    )
+    max_width: int = Field(
+        640, ge=64, le=4096, description="pixels; wider images are scaled down (bigger = sharper, more bytes)"
+    )
+    quality: int = Field(80, ge=10, le=100, description="JPEG quality; higher = sharper, bigger messages")
+    crop_margin: float = Field(
+        0.5, ge=0.0, le=5.0, description="crop mode: context kept around the box, as a fraction of its size"
+    )
+
+
 class CameraConfig(_Strict):
     """One video source and the analytics drawn on it."""
 
@@ -149,6 +169,7 @@ class CameraConfig(_Strict):
     stall_timeout: float = Field(10.0, gt=0.0, description="seconds without a frame before reconnecting")
     lines: tuple[LineConfig, ...] = ()
     zones: tuple[ZoneConfig, ...] = ()
+    snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
 
 
 Provider = Literal["auto", "cpu", "cuda", "tensorrt"]
