@@ -5,29 +5,47 @@ The outbox is one SQLite database in WAL mode in the state directory. The publis
 when the broker acknowledged it (:meth:`Outbox.ack`). A crash or restart therefore loses nothing that was
 put: the next process replays the remaining rows in the original order.
 
+Counters live in the same database (table ``counters``, one JSON snapshot per camera) and are written in
+the *same transaction* as the events that changed them (:meth:`Outbox.put_events`). After any crash the
+restored counts therefore equal the events stored, so a restarted daemon never publishes a total twice and
+never goes backwards (issue 15, item 1).
+
 Bounds (principle 5): at most ``max_events`` rows and none older than ``max_age_s``. When a bound is hit the
 *oldest* rows are dropped, because the newest events describe the present and consumers detect the gap from
 the per-camera ``seq``. Every dropped row is counted in ``edge_outbox_dropped_total{reason}`` and an overflow
 episode is logged once when it starts and once when it ends.
 
-Thread safety: :meth:`put` runs on the asyncio loop thread and :meth:`ack` on the MQTT network thread, so
-one connection is shared under a lock; every statement is a short indexed operation (tens of microseconds),
-which is why calling :meth:`put` from the event loop is acceptable.
+Trouble with the file is expected, not a bug (principle 7):
+
+* **Disk full / unwritable** (``SQLITE_FULL``, ``SQLITE_READONLY``, I/O errors): the outbox turns
+  *degraded*: new events and counts are held in a bounded in-memory queue (``memory_max_events``, oldest
+  dropped and counted as ``reason="memory_full"``), one log line when it starts and one when it ends,
+  ``edge_outbox_degraded`` is 1 and :meth:`problems` names the cause for ``/healthz``. Acknowledgements
+  keep working: a row whose ``DELETE`` fails is remembered as acknowledged and never sent again. Writing is
+  retried at most every ``retry_interval_s``; the held events then move to disk in one transaction.
+* **Corrupt database** (at open or mid-run): moved aside as ``<name>.corrupt-<unix time>`` with one log
+  line naming it; rows still readable are carried over to a fresh file.
+
+Thread safety: :meth:`put` runs on the pipeline thread and :meth:`ack` on the MQTT network thread, so one
+connection is shared under a lock; every statement is a short indexed operation (tens of microseconds).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import sqlite3
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from edge.clock import Clock, SystemClock
+from edge.state import StateDirError, degraded_gauge, is_corrupt, quarantine, salvage, unwritable_reason
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from pathlib import Path
+    from collections.abc import Iterator, Mapping, Sequence
 
     from edge.metrics import Metrics
 
@@ -44,6 +62,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created);
+CREATE TABLE IF NOT EXISTS counters (
+    camera TEXT PRIMARY KEY,
+    counts TEXT NOT NULL
+);
 """
 
 
@@ -59,7 +81,7 @@ class OutboxRow:
 
 
 class Outbox:
-    """A bounded, durable FIFO of events waiting for a broker acknowledgement.
+    """A bounded, durable FIFO of events waiting for a broker acknowledgement, plus the counters.
 
     Args:
         path: SQLite file (created with its directory if missing). Put it in the state directory.
@@ -68,13 +90,18 @@ class Outbox:
             and the replay burst after a reconnect.
         max_age_s: rows older than this (wall clock at :meth:`put`) are dropped. Events delivered a week late
             are rarely useful; raise it if consumers reconcile history.
-        metrics: ``edge_outbox_depth`` and ``edge_outbox_dropped_total`` are kept here when given.
+        metrics: ``edge_outbox_depth``, ``edge_outbox_dropped_total`` and ``edge_outbox_degraded``.
         clock: wall time for row ages (wall, not monotonic, because ages must survive a restart).
         synchronous: SQLite ``PRAGMA synchronous``. ``NORMAL`` (default) survives a process crash or SIGKILL
             without an fsync per event; ``FULL`` also survives power loss at the price of one fsync per
-            :meth:`put` (milliseconds on SD cards, on the event loop).
+            :meth:`put` (milliseconds on SD cards).
         age_check_interval_s: how often (monotonic seconds) :meth:`put` purges expired rows. Purging scans
             from the oldest row, so doing it per event would be wasted work.
+        memory_max_events: events held in memory while the file cannot be written (disk full). More rides
+            out a longer full disk; each held event costs its payload (~500 bytes) of RAM, and all of them
+            are lost if the process dies before the disk has room again.
+        retry_interval_s: while degraded, how often (monotonic) a write to disk is tried again. Lower
+            recovers sooner; each try on a still-full disk costs a failed transaction.
     """
 
     def __init__(
@@ -87,6 +114,8 @@ class Outbox:
         clock: Clock | None = None,
         synchronous: Synchronous = "NORMAL",
         age_check_interval_s: float = 5.0,
+        memory_max_events: int = 10_000,
+        retry_interval_s: float = 1.0,
     ) -> None:
         if max_events < 1:
             raise ValueError("max_events must be at least 1")
@@ -94,36 +123,102 @@ class Outbox:
             raise ValueError("max_age_s must be positive")
         if synchronous not in ("OFF", "NORMAL", "FULL"):
             raise ValueError(f"synchronous must be OFF, NORMAL or FULL, not {synchronous!r}")
+        if memory_max_events < 1:
+            raise ValueError("memory_max_events must be at least 1")
         self.path = path
         self.max_events = max_events
         self.max_age_s = max_age_s
+        self.memory_max_events = memory_max_events
+        self.retry_interval_s = retry_interval_s
         self._metrics = metrics
+        self._degraded_gauge = degraded_gauge(metrics)
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._age_check_interval_s = age_check_interval_s
+        self._synchronous = synchronous
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: autocommit, so each put/ack is its own short transaction and nothing is left
-        # half-committed if the process dies between statements.
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.executescript(_SCHEMA)
-        count, last = self._db.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM outbox").fetchone()
-        self._depth = int(count)
-        self._last_id = int(last)
+        self._ckpt_lock = threading.RLock()  # close() may recover a corrupt file while holding it
+        self._ckpt_db: sqlite3.Connection | None = None
         self._overflowing = False
         self._episode_dropped = 0
         self._next_age_check = float("-inf")
         self._closed = False
-        self._ckpt_lock = threading.Lock()
-        self._ckpt_db: sqlite3.Connection | None = None
+        # Degraded mode: rows and counter snapshots not yet on disk, acks whose DELETE failed.
+        self._mem: dict[int, OutboxRow] = {}
+        self._mem_counts: dict[str, str] = {}
+        self._acked_on_disk: set[int] = set()
+        self._degraded: str | None = None
+        self._next_retry = float("-inf")
+        self._held_dropped = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = self._open()
+        except (OSError, sqlite3.OperationalError) as exc:
+            msg = f"outbox {path} cannot be opened for writing: {exc}"
+            raise StateDirError(msg) from None
+        count, last = self._db.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM outbox").fetchone()
+        seq = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        self._depth = int(count)
+        self._last_id = max(int(last), int(seq[0]) if seq else 0)
         self._set_depth_metric()
         if self._depth:
             log.info("outbox %s holds %d events from a previous run; replaying them", path, self._depth)
 
+    # -- opening, corruption -----------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: autocommit; multi-statement writes use explicit BEGIN/COMMIT.
+        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
+            db.executescript(_SCHEMA)
+            # quick_check reads every page once (milliseconds for a few MB): a torn file is found at start,
+            # not by the first event that lands on a bad page.
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+        except BaseException:
+            db.close()
+            raise
+        if verdict != "ok":
+            db.close()
+            raise sqlite3.DatabaseError(f"database disk image is malformed ({verdict})")
+        return db
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as exc:
+            if not is_corrupt(exc):
+                raise
+            quarantine(self.path, exc)
+            return self._connect()
+
+    def _recover_corrupt_locked(self, exc: sqlite3.Error) -> None:
+        # Rows still readable (often all of them: a file truncated under a running daemon is read through
+        # the WAL) are carried over to the fresh file, so only what is really unreadable is lost.
+        raw, counts = salvage(self._db, self._acked_on_disk)
+        rows = [OutboxRow(int(r[0]), float(r[1]), str(r[2]), str(r[3]), bytes(r[4])) for r in raw]
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        with self._ckpt_lock:
+            if self._ckpt_db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._ckpt_db.close()
+                self._ckpt_db = None
+        quarantine(self.path, exc, len(rows))
+        self._db = self._connect()
+        self._acked_on_disk.clear()
+        try:
+            self._write_locked(rows, counts)
+        except sqlite3.Error:
+            rows = []
+        self._depth = len(rows) + len(self._mem)
+        self._set_depth_metric()
+
+    # -- public API --------------------------------------------------------------------------------------
+
     @property
     def depth(self) -> int:
-        """Rows waiting for an acknowledgement."""
+        """Rows waiting for an acknowledgement (on disk and held in memory)."""
         return self._depth
 
     @property
@@ -131,40 +226,100 @@ class Outbox:
         """Row id of the newest event put (0 if none); lets a sender skip a query when it is caught up."""
         return self._last_id
 
+    @property
+    def degraded(self) -> bool:
+        """True while the file cannot be written and events are held in memory."""
+        return self._degraded is not None
+
+    def problems(self) -> list[str]:
+        """Why the outbox is degraded, for ``/healthz`` (empty when all is well)."""
+        reason = self._degraded
+        if reason is None:
+            return []
+        return [f"outbox {self.path} not writable ({reason}); {len(self._mem)} events held in memory"]
+
     def put(self, topic: str, payload: bytes, camera: str) -> int:
         """Append one event and return its row id; drops the oldest rows if a bound is exceeded."""
+        return self.put_events(camera, [(topic, payload)])[0]
+
+    def put_events(
+        self, camera: str, events: Sequence[tuple[str, bytes]], counts: Mapping[str, Any] | None = None
+    ) -> list[int]:
+        """Append ``(topic, payload)`` events of one camera and, in the same transaction, its counters.
+
+        ``counts`` is the camera's counter snapshot *after* these events (``CameraAnalytics.counts()``);
+        a crash leaves both or neither. Never raises for a full or unwritable disk (see the module doc).
+        """
         now = self._clock.time()
+        counts_text = None if counts is None else _encode_counts(counts)
         with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO outbox (created, camera, topic, payload) VALUES (?, ?, ?, ?)",
-                (now, camera, topic, payload),
-            )
-            row_id = cur.lastrowid
-            assert row_id is not None
-            self._last_id = row_id
-            self._depth += 1
-            dropped = 0
-            reason = "age"
-            if self._depth > self.max_events:
-                dropped = self._drop_oldest_locked(self._depth - self.max_events)
-                self._count_drops(dropped, "count")
-                reason = "count"
-            mono = self._clock.monotonic()
-            if mono >= self._next_age_check:
-                self._next_age_check = mono + self._age_check_interval_s
-                dropped += self._purge_expired_locked(now)
-            self._update_episode(dropped, reason)
+            if self._closed:
+                raise RuntimeError("outbox is closed")
+            if self._degraded is not None:
+                self._maybe_recover_locked()
+            ids = list(range(self._last_id + 1, self._last_id + 1 + len(events)))
+            rows = [OutboxRow(i, now, camera, t, p) for i, (t, p) in zip(ids, events, strict=True)]
+            if self._degraded is None:
+                self._try_write_locked(rows, {camera: counts_text} if counts_text is not None else {})
+            if self._degraded is not None:
+                self._hold_locked(rows, camera, counts_text)
+            if events:
+                self._last_id = ids[-1]
+                self._depth += len(events)
+            self._enforce_bounds_locked(now)
             self._set_depth_metric()
-        return row_id
+        return ids
+
+    def save_counts(self, camera: str, counts: Mapping[str, Any]) -> None:
+        """Store counters that changed without an event (a reset); same durability as :meth:`put_events`."""
+        self.put_events(camera, [], counts)
+
+    def load_counts(self, camera: str) -> dict[str, Any] | None:
+        """The last stored counter snapshot of ``camera`` (held-in-memory ones first), or ``None``."""
+        with self._lock:
+            text = self._mem_counts.get(camera)
+            if text is None and not self._closed:
+                try:
+                    row = self._db.execute(
+                        "SELECT counts FROM counters WHERE camera = ?", (camera,)
+                    ).fetchone()
+                except sqlite3.DatabaseError as exc:
+                    if not is_corrupt(exc):
+                        raise
+                    self._recover_corrupt_locked(exc)
+                    row = None
+                text = None if row is None else str(row[0])
+        if text is None:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
 
     def pending(self, after_id: int = 0, limit: int = 100) -> list[OutboxRow]:
-        """Up to ``limit`` rows with ``id > after_id``, oldest first."""
+        """Up to ``limit`` rows with ``id > after_id``, oldest first (disk rows, then held ones)."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, created, camera, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, limit),
-            ).fetchall()
-        return [OutboxRow(int(r[0]), float(r[1]), str(r[2]), str(r[3]), bytes(r[4])) for r in rows]
+            if self._closed:
+                return []
+            try:
+                raw = self._db.execute(
+                    "SELECT id, created, camera, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                    (after_id, limit + len(self._acked_on_disk)),
+                ).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if not is_corrupt(exc):
+                    raise
+                self._recover_corrupt_locked(exc)
+                raw = []
+            rows = [
+                OutboxRow(int(r[0]), float(r[1]), str(r[2]), str(r[3]), bytes(r[4]))
+                for r in raw
+                if int(r[0]) not in self._acked_on_disk
+            ][:limit]
+            if len(rows) < limit:
+                rows += [r for i, r in self._mem.items() if i > after_id][: limit - len(rows)]
+        return rows
 
     def __iter__(self) -> Iterator[OutboxRow]:
         """Iterate over all pending rows in order, reading in batches (rows acked meanwhile are skipped)."""
@@ -177,12 +332,21 @@ class Outbox:
             after = batch[-1].id
 
     def ack(self, row_id: int) -> bool:
-        """Remove an acknowledged row; returns False if it was already gone (dropped or acked twice)."""
+        """Remove an acknowledged row; returns False if it was already gone (dropped or acked twice).
+
+        Works on a full disk: a row whose ``DELETE`` fails is remembered and never handed out again; the
+        delete is retried when the disk can be written (after a crash meanwhile it is re-sent once, which
+        consumers absorb by ``event_id``).
+        """
         with self._lock:
             if self._closed:
                 return False
-            cur = self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
-            removed = cur.rowcount > 0
+            if self._mem.pop(row_id, None) is not None:
+                removed = True
+            elif row_id in self._acked_on_disk:
+                removed = False
+            else:
+                removed = self._delete_locked(row_id)
             if removed:
                 self._depth -= 1
                 if self._overflowing and self._depth < self.max_events:
@@ -193,6 +357,8 @@ class Outbox:
     def purge_expired(self) -> int:
         """Drop rows older than ``max_age_s`` now; returns how many were dropped."""
         with self._lock:
+            if self._closed:
+                return 0
             dropped = self._purge_expired_locked(self._clock.time())
             self._update_episode(dropped, "age")
             self._set_depth_metric()
@@ -201,30 +367,183 @@ class Outbox:
     def checkpoint(self) -> tuple[int, int]:
         """Copy the WAL into the database file (SQLite's PASSIVE checkpoint) on a connection of its own.
 
-        SQLite otherwise checkpoints inside whichever commit pushes the WAL past 1000 pages, which stalls
-        that :meth:`put` (and the event loop) for milliseconds. A sender thread calling this about once a
-        second keeps the WAL small so that never happens; a passive checkpoint does not block writers.
-        Returns SQLite's ``(frames in the WAL, frames checkpointed)``.
+        SQLite otherwise checkpoints inside whichever commit pushes the WAL past 1000 pages, stalling that
+        :meth:`put`. The sender calls this about once a second; a passive checkpoint does not block writers.
+        Returns ``(frames in the WAL, frames checkpointed)``; ``(0, 0)`` when closed or the disk is full (not
+        the sender's problem). While degraded it also retries the disk, so held events move back unprompted.
         """
+        if self._degraded is not None:
+            with self._lock:
+                if not self._closed and self._degraded is not None:
+                    self._maybe_recover_locked()
         with self._ckpt_lock:
             if self._closed:
                 return (0, 0)
-            if self._ckpt_db is None:
-                self._ckpt_db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-            _busy, log_frames, done = self._ckpt_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            return int(log_frames), int(done)
+            try:
+                if self._ckpt_db is None:
+                    self._ckpt_db = sqlite3.connect(
+                        str(self.path), check_same_thread=False, isolation_level=None
+                    )
+                _busy, log_frames, done = self._ckpt_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as exc:
+                log.debug("outbox checkpoint failed: %s", exc)
+                corrupt: sqlite3.Error | None = exc if is_corrupt(exc) else None
+            else:
+                return int(log_frames), int(done)
+        if corrupt is not None:
+            with self._lock:
+                if not self._closed:
+                    self._recover_corrupt_locked(corrupt)
+        return (0, 0)
 
     def close(self) -> None:
         with self._lock, self._ckpt_lock:
-            if not self._closed:
-                self._closed = True
-                self._db.close()
-                if self._ckpt_db is not None:
-                    self._ckpt_db.close()
+            if self._closed:
+                return
+            if self._degraded is not None:
+                self._next_retry = float("-inf")
+                self._maybe_recover_locked()
+                if self._mem or self._mem_counts:
+                    log.error(
+                        "outbox %s still not writable at stop: %d held events are lost",
+                        self.path,
+                        len(self._mem),
+                    )
+            self._closed = True
+            self._db.close()
+            if self._ckpt_db is not None:
+                self._ckpt_db.close()
 
     # -- internals (caller holds self._lock) ------------------------------------------------------------
 
+    def _write_locked(self, rows: Sequence[OutboxRow], counts: Mapping[str, str]) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT INTO outbox (id, created, camera, topic, payload) VALUES (?, ?, ?, ?, ?)",
+                [(r.id, r.created, r.camera, r.topic, r.payload) for r in rows],
+            )
+            db.executemany(
+                "INSERT INTO counters (camera, counts) VALUES (?, ?) "
+                "ON CONFLICT(camera) DO UPDATE SET counts = excluded.counts",
+                list(counts.items()),
+            )
+            if self._acked_on_disk:
+                db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in self._acked_on_disk])
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        self._acked_on_disk.clear()
+
+    def _try_write_locked(self, rows: Sequence[OutboxRow], counts: Mapping[str, str]) -> None:
+        try:
+            self._write_locked(rows, counts)
+        except sqlite3.Error as exc:
+            if not is_corrupt(exc):
+                self._on_write_error_locked(exc)
+                return
+            self._recover_corrupt_locked(exc)
+        else:
+            return
+        try:  # once more, on the fresh file
+            self._write_locked(rows, counts)
+        except sqlite3.Error as exc:
+            self._on_write_error_locked(exc)
+
+    def _on_write_error_locked(self, exc: sqlite3.Error) -> None:
+        reason = unwritable_reason(exc)
+        if reason is None:
+            raise exc
+        self._degraded = reason
+        self._next_retry = self._clock.monotonic() + self.retry_interval_s
+        self._set_degraded_metric()
+        log.error(
+            "outbox %s cannot be written (%s: %s); holding up to %d new events in memory until it can",
+            self.path,
+            reason,
+            exc,
+            self.memory_max_events,
+        )
+
+    def _hold_locked(self, rows: Sequence[OutboxRow], camera: str, counts_text: str | None) -> None:
+        for r in rows:
+            self._mem[r.id] = r
+        if counts_text is not None:
+            self._mem_counts[camera] = counts_text
+        over = len(self._mem) - self.memory_max_events
+        if over > 0:
+            for rid in list(self._mem)[:over]:
+                del self._mem[rid]
+            self._depth -= over
+            self._held_dropped += over
+            self._count_drops(over, "memory_full")
+            self._update_episode(over, "memory")
+
+    def _maybe_recover_locked(self) -> None:
+        now = self._clock.monotonic()
+        if now < self._next_retry:
+            return
+        self._next_retry = now + self.retry_interval_s
+        rows = list(self._mem.values())
+        try:
+            self._write_locked(rows, self._mem_counts)
+        except sqlite3.Error as exc:
+            if is_corrupt(exc):
+                self._recover_corrupt_locked(exc)
+            elif unwritable_reason(exc) is None:
+                raise
+            return
+        log.warning(
+            "outbox %s writable again; %d held events moved to disk, %d dropped while degraded",
+            self.path,
+            len(rows),
+            self._held_dropped,
+        )
+        self._mem.clear()
+        self._mem_counts.clear()
+        self._held_dropped = 0
+        self._degraded = None
+        self._set_degraded_metric()
+
+    def _delete_locked(self, row_id: int) -> bool:
+        try:
+            cur = self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+        except sqlite3.Error as exc:
+            if is_corrupt(exc):
+                self._recover_corrupt_locked(exc)
+                return False
+            if unwritable_reason(exc) is None:
+                raise
+            exists = self._db.execute("SELECT 1 FROM outbox WHERE id = ?", (row_id,)).fetchone()
+            if exists is None:
+                return False
+            self._acked_on_disk.add(row_id)
+            return True
+        return cur.rowcount > 0
+
+    def _enforce_bounds_locked(self, now: float) -> None:
+        dropped = 0
+        reason = "age"
+        try:
+            if self._depth > self.max_events:
+                dropped = self._drop_oldest_locked(self._depth - self.max_events)
+                self._count_drops(dropped, "count")
+                reason = "count"
+            mono = self._clock.monotonic()
+            if mono >= self._next_age_check:
+                self._next_age_check = mono + self._age_check_interval_s
+                dropped += self._purge_expired_locked(now)
+        except sqlite3.Error as exc:
+            if unwritable_reason(exc) is None and not is_corrupt(exc):
+                raise
+            # A full disk cannot even delete; the bound is enforced again by the next successful put.
+        self._update_episode(dropped, reason)
+
     def _drop_oldest_locked(self, n: int) -> int:
+        # Held (memory) rows are newer than every disk row, so disk rows go first.
         cur = self._db.execute(
             "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)", (n,)
         )
@@ -249,11 +568,12 @@ class Outbox:
             if not self._overflowing:
                 self._overflowing = True
                 log.warning(
-                    "outbox %s bound hit (max_events=%d, max_age_s=%s): dropping the oldest events; "
-                    "counted in edge_outbox_dropped_total",
+                    "outbox %s bound hit (max_events=%d, max_age_s=%s, memory_max_events=%d): dropping the "
+                    "oldest events; counted in edge_outbox_dropped_total",
                     reason,
                     self.max_events,
                     self.max_age_s,
+                    self.memory_max_events,
                 )
         elif self._overflowing and self._depth < self.max_events:
             self._end_episode()
@@ -266,3 +586,12 @@ class Outbox:
     def _set_depth_metric(self) -> None:
         if self._metrics is not None:
             self._metrics.outbox_depth.set(self._depth)
+
+    def _set_degraded_metric(self) -> None:
+        if self._degraded_gauge is not None:
+            self._degraded_gauge.set(0.0 if self._degraded is None else 1.0)
+
+
+def _encode_counts(counts: Mapping[str, Any]) -> str:
+    # JSON object keys are strings; class ids come back as str and are converted by restore().
+    return json.dumps(counts, sort_keys=True, separators=(",", ":"), default=str)
