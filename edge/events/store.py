@@ -4,6 +4,15 @@ Writes are atomic (temporary file in the same directory, ``fsync``, ``rename``, 
 directory), so a crash leaves either the old or the new file, never a torn one. A file that cannot be
 read back (truncated by a full disk, edited by hand) is reported once and moved aside as
 ``<name>.corrupt-<unix time>``; the camera then starts from zero instead of refusing to run.
+
+Unchanged counts are not rewritten, but "unchanged" means the file on disk is still the one written last
+(same size and modification time): a file truncated or replaced behind the daemon's back is written again
+at the next save instead of being quarantined at the next start. A save that fails (full disk, read-only
+state directory) never raises: one error line when saving starts failing, one when it works again.
+
+With MQTT enabled the daemon keeps counts in the outbox database instead, in the same transaction as the
+events (:meth:`edge.outbox.Outbox.put_events`); these files are the store when there is no outbox, and the
+fallback read once when the outbox holds no counts yet (an upgrade).
 """
 
 from __future__ import annotations
@@ -48,7 +57,8 @@ class CounterStore:
         self.min_interval_s = min_interval_s
         self._clock = clock if clock is not None else time.monotonic
         self._last_save: dict[str, float] = {}
-        self._last_written: dict[str, str] = {}
+        self._last_written: dict[str, tuple[str, int, int]] = {}  # camera -> (text, size, mtime_ns)
+        self._failing: dict[str, str] = {}  # camera -> error of the failing save, logged once
 
     def path(self, camera: str) -> Path:
         return self.state_dir / f"counts-{_SAFE.sub('_', camera)}.json"
@@ -67,28 +77,48 @@ class CounterStore:
             self._quarantine(path, exc)
             return {}
         counts: dict[str, Any] = doc["counts"]
-        self._last_written[camera] = _encode_counts(camera, counts)
+        self._remember(camera, _encode_counts(camera, counts))
         return counts
 
     def save(self, camera: str, counts: Mapping[str, Any]) -> bool:
-        """Write the snapshot now if it changed since the last write; return whether it wrote."""
+        """Write the snapshot now unless the same text is already on disk; return whether it wrote.
+
+        Never raises for I/O trouble: a failed save is logged once (until one succeeds) and returns False.
+        """
         text = _encode_counts(camera, counts)
         self._last_save[camera] = self._clock()
-        if self._last_written.get(camera) == text:
-            return False
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         path = self.path(camera)
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        last = self._last_written.get(camera)
+        if last is not None and last[0] == text and _stamp(path) == last[1:]:
+            return False
         try:
-            os.write(fd, text.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
-        _fsync_dir(self.state_dir)
-        self._last_written[camera] = text
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, text.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            tmp.replace(path)
+            _fsync_dir(self.state_dir)
+        except OSError as exc:
+            error = exc.strerror or str(exc)
+            if self._failing.get(camera) != error:
+                self._failing[camera] = error
+                log.error(  # noqa: TRY400 - expected I/O trouble: one line, no traceback
+                    "cannot save counters of camera=%s to %s: %s; retrying", camera, path, error
+                )
+            return False
+        if self._failing.pop(camera, None) is not None:
+            log.warning("counters of camera=%s saved to %s again", camera, path)
+        self._remember(camera, text)
         return True
+
+    def _remember(self, camera: str, text: str) -> None:
+        stamp = _stamp(self.path(camera))
+        if stamp is not None:
+            self._last_written[camera] = (text, *stamp)
 
     def due(self, camera: str) -> bool:
         """Whether ``min_interval_s`` has passed since the last save of ``camera``."""
@@ -143,6 +173,14 @@ def _validate(doc: Any) -> None:
                 msg = f"zone {name!r} class {cls}: bad count {n!r}"
                 raise ValueError(msg)
             int(cls)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
 
 
 def _fsync_dir(path: Path) -> None:

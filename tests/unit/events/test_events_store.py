@@ -133,3 +133,32 @@ def test_restore_ignores_empty_snapshot() -> None:
     analytics.restore({})
     analytics.update(Detections.empty())
     assert analytics.counts()["lines"]["door"] == {"in": {}, "out": {}}
+
+
+def test_a_file_truncated_behind_our_back_is_rewritten_at_the_next_save(tmp_path: Path) -> None:
+    store = CounterStore(tmp_path, clock=FakeClock().monotonic)
+    counts = {"lines": {"door": {"in": {"0": 3}, "out": {}}}, "zones": {}}
+    assert store.save("cam", counts) is True
+    assert store.save("cam", counts) is False  # unchanged and intact: no fsync
+    path = store.path("cam")
+    path.write_bytes(path.read_bytes()[:10])  # truncated mid-run
+    assert store.save("cam", counts) is True  # same counts, but the file on disk is not what we wrote
+    assert CounterStore(tmp_path).load("cam") == counts
+    assert not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_a_failing_save_never_raises_and_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the state directory should be")
+    store = CounterStore(blocker / "state", clock=FakeClock().monotonic)
+    with caplog.at_level(logging.WARNING, logger="edge.events.store"):
+        for n in range(5):
+            assert store.save("cam", {"lines": {"door": {"in": {"0": n}, "out": {}}}}) is False
+        assert len(caplog.records) == 1
+        assert str(blocker / "state") in caplog.records[0].getMessage()
+        blocker.unlink()
+        assert store.save("cam", {"lines": {}}) is True
+        assert len(caplog.records) == 2
+        assert "again" in caplog.records[1].getMessage()
