@@ -88,7 +88,9 @@ class Metrics:
             "edge_inference_batch_size", "Frames per model run.", buckets=BATCH_BUCKETS, registry=r
         )
         self.detector_provider = Info(
-            "edge_detector_provider", "Execution provider ONNX Runtime really runs.", registry=r
+            "edge_detector_provider",
+            "What really runs the model: backend (onnxruntime|openvino), provider/device, precision.",
+            registry=r,
         )
 
         # Tracker
