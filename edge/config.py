@@ -196,6 +196,15 @@ class ModelConfig(_Strict):
     intra_op_threads: int | None = Field(None, ge=1, description="ORT CPU threads; null = all cores")
     labels_file: str | None = Field(None, description="one class name per line, if the model has none")
     trt_cache_dir: str | None = Field(None, description="TensorRT engine cache (default: state_dir/trt)")
+    backend: Literal["auto", "onnxruntime", "openvino"] = Field(
+        "auto", description="auto = ORT on a usable NVIDIA GPU, else OpenVINO if installed, else ORT on CPU"
+    )
+    device: Literal["CPU", "GPU", "NPU", "AUTO"] = Field(
+        "CPU", description="OpenVINO device: CPU, GPU (Intel iGPU), NPU, AUTO (OpenVINO picks)"
+    )
+    precision: Literal["auto", "f32", "bf16", "f16"] = Field(
+        "auto", description="auto = f32, agrees with ORT; OpenVINO bf16/f16 are faster, boxes move a few px"
+    )
 
     @field_validator("providers", mode="before")
     @classmethod
@@ -492,6 +501,8 @@ def _semantic_problems(settings: Settings, tree: Any, class_names: Sequence[str]
                 if any(v < 0 for pt in pts for v in pt):
                     add(["cameras", ci, kind, i, field], [list(p) for p in pts], "negative coordinate")
     check_classes(["model", "classes"], settings.model.classes)
+    if settings.model.backend == "onnxruntime" and settings.model.precision in ("bf16", "f16"):
+        add(["model", "precision"], settings.model.precision, "needs backend openvino (ORT runs f32)")
     t = settings.tracker
     if t.low_thresh >= t.track_thresh:
         add(["tracker", "low_thresh"], t.low_thresh, "must be below tracker.track_thresh")
