@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from edge.backends.base import ModelInfo
+from edge.backends.base import ModelInfo, padded_sizes
 from edge.backends.onnxruntime import (
     PROVIDERS,
-    OnnxRuntimeBackend,
     cuda_device_count,
     open_cpu_session,
     resolve_providers,
 )
-from edge.clock import SystemClock
+from edge.backends.select import create_backend
+from edge.detector_thread import BatchingDetector
 from edge.errors import ModelError
 from edge.preprocess import Letterbox
 from edge.yolo import YoloDecoder
@@ -39,9 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from edge.backends.base import InferenceBackend
-    from edge.clock import Clock
     from edge.metrics import Metrics
-    from edge.types import Detections, Frame
+    from edge.types import Detections
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +184,23 @@ class Detector:
         max_batch: the largest batch :meth:`infer` runs at once (larger inputs are split); it sizes the
             preallocated input tensor and the TensorRT optimisation profile. Set it to the batching
             thread's ``batch_size``.
+        backend: ``"auto"`` (ONNX Runtime on a usable NVIDIA GPU, else OpenVINO when installed, else ONNX
+            Runtime on the CPU), ``"onnxruntime"`` or ``"openvino"``; see :mod:`edge.backends.select`.
+        device: OpenVINO device (``CPU``, ``GPU``, ``NPU``, ``AUTO``); ONNX Runtime follows ``providers``.
+        precision: ``"auto"`` (f32), ``"f32"``, or OpenVINO's faster ``"bf16"`` / ``"f16"``, which move
+            boxes by a few pixels (docs/benchmarks.md has the measured agreement).
+        openvino_cache_dir: OpenVINO compiled-model cache, so the second start skips compilation;
+            ``None`` = ``$XDG_CACHE_HOME/edge/openvino``.
+        pad_batches: run only the fixed sizes :func:`~edge.backends.base.padded_sizes` gives, padding a
+            partial batch with spare slots whose results are dropped. ``None`` (default) pads on
+            accelerators, where a new input shape stalls for 0.3 s (cuDNN) to minutes (TensorRT) and a few
+            spare slots cost little, and not on CPUs, where every spare slot costs its full share.
+        uint8_input: ONNX Runtime only: feed ``uint8`` NHWC BGR frames to the model wrapped by
+            :mod:`edge.backends.uint8_wrapper` (4x less to copy to a GPU, no host float pass); needs the
+            ``onnx`` package. The wrapper is cached in ``cache_dir``.
+        cuda_graph: ONNX Runtime CUDA only: replay one captured CUDA graph per batch size (see
+            :class:`~edge.backends.onnxruntime.OnnxRuntimeBackend`); off until measured on the GPU at hand.
+        cache_dir: where derived models are cached; ``None`` = ``$XDG_CACHE_HOME/edge``.
 
     :meth:`infer` is synchronous and serialised by a lock: call it from one worker thread.
     """
@@ -203,6 +219,14 @@ class Detector:
         labels_file: Path | None = None,
         metrics: Metrics | None = None,
         max_batch: int = 8,
+        backend: str = "auto",
+        device: str = "CPU",
+        precision: str = "auto",
+        openvino_cache_dir: Path | None = None,
+        pad_batches: bool | None = None,
+        uint8_input: bool = False,
+        cuda_graph: bool = False,
+        cache_dir: Path | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         self._metrics = metrics
@@ -224,40 +248,67 @@ class Detector:
         self._output_name = info.output_name
         self.max_batch = max_batch if self.dynamic_batch else 1
 
+        # GPU-only ONNX Runtime settings, fixed when the session is created; passed only when asked for.
+        ort_extra: dict[str, Any] = {}
+        if uint8_input or cuda_graph:
+            ort_extra["onnxruntime_options"] = {
+                "uint8_input": uint8_input,
+                "cuda_graph": cuda_graph,
+                "cache_dir": cache_dir,
+                "batch_sizes": padded_sizes(self.max_batch),
+            }
         # --- backend construction: the one place that chooses what runs the model -------------------
-        backend: InferenceBackend = OnnxRuntimeBackend(
+        runner: InferenceBackend = create_backend(
             self.model_path,
             info,
+            backend=backend,
+            device=device,
+            precision=precision,
             providers=providers,
             intra_op_threads=intra_op_threads,
             trt_cache_dir=trt_cache_dir,
+            openvino_cache_dir=openvino_cache_dir,
             max_batch=self.max_batch,
             cpu_session=probe,
+            **ort_extra,
         )
         del probe
         # ---------------------------------------------------------------------------------------------
-        self._backend = backend
-        self.provider: str = backend.device
+        self._backend = runner
+        self.provider: str = runner.device
         """What really runs the model (read back from the runtime, not what was asked)."""
-        fallback_from: str | None = getattr(backend, "fallback_from", None)
+        fallback_from: str | None = getattr(runner, "fallback_from", None)
         # One line per detector, whatever happened: which provider really runs, and why if not the best.
         logger.log(
             logging.WARNING if fallback_from else logging.INFO,
             "detector model=%s backend=%s provider=%s%s precision=%s input=%dx%d batch=%s classes=%d",
             self.model_path.name,
-            backend.name,
+            runner.name,
             self.provider,
             f" (fallback: {fallback_from} could not start)" if fallback_from else "",
-            backend.precision,
+            runner.precision,
             self.input_size[0],
             self.input_size[1],
             f"dynamic(max {self.max_batch})" if self.dynamic_batch else "fixed 1",
             len(self.class_names),
         )
         if metrics is not None:
-            metrics.detector_provider.info({"provider": self.provider, "model": self.model_path.name})
+            metrics.detector_provider.info(
+                {
+                    "backend": runner.name,
+                    "provider": self.provider,
+                    "precision": runner.precision,
+                    "model": self.model_path.name,
+                }
+            )
 
-        self._letterbox = Letterbox(self.input_size[0], self.input_size[1], max_batch=self.max_batch)
+        pad = runner.device.lower() != "cpu" if pad_batches is None else pad_batches
+        self._pad = pad
+        self.batch_sizes: tuple[int, ...] = (
+            padded_sizes(self.max_batch) if pad else tuple(range(1, self.max_batch + 1))
+        )
+        """The batch sizes the backend is run at; a partial batch is padded up to the next one."""
+        self._letterbox = self.new_letterbox()
         class_ids = None
         if classes is not None:
             names_asked = [c for c in classes if isinstance(c, str)]
@@ -298,143 +349,95 @@ class Detector:
             self._decoder.confidence = float(confidence)
             self._decoder.iou = float(iou)
 
-    def warmup(self, batch_size: int = 1) -> None:
-        """Run one grey batch so the first real frames do not pay for lazy initialisation (and, with
-        TensorRT, the engine build); checks the real output shape against the class count."""
+    def padded(self, n: int) -> int:
+        """The batch size a batch of ``n`` frames (``1 <= n <= max_batch``) is run at."""
+        for size in self.batch_sizes:
+            if size >= n:
+                return size
+        raise ValueError(f"batch of {n} frames exceeds max_batch={self.max_batch}")
+
+    def new_letterbox(self) -> Letterbox:
+        """A letterbox of this model's input size and the backend's input type (float32 NCHW or uint8
+        NHWC), sized for ``max_batch``: one per buffer of a double-buffered detector thread."""
+        w, h = self.input_size
+        return Letterbox(w, h, max_batch=self.max_batch, dtype=self._backend.input_dtype)
+
+    def warmup(
+        self,
+        batch_size: int = 1,
+        *,
+        stop: threading.Event | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> bool:
+        """Run grey batches so the first real frames do not pay for lazy initialisation: each padded
+        batch size up to ``batch_size`` (cuDNN algorithm choice, TensorRT engine build, CUDA graph
+        capture), or only ``batch_size`` where batches are not padded (CPU). Checks the real output
+        shape against the class count.
+
+        ``stop`` is checked between sizes (a TensorRT engine build itself cannot be interrupted);
+        ``progress`` gets one line per size before it starts, e.g. for systemd ``STATUS=``. Returns
+        ``False`` if stopped early.
+        """
         n = min(max(batch_size, 1), self.max_batch)
+        top = self.padded(n)
+        sizes = [s for s in self.batch_sizes if s <= top] if self._pad else [top]
         w, h = self.input_size
         grey = np.full((h, w, 3), 114, np.uint8)
-        with self._lock:
-            tensor, _ = self._letterbox.fill([grey] * n)
-            out = self._run(tensor)
-        expected = (n, 4 + len(self.class_names))
-        if out.ndim != 3 or out.shape[:2] != expected:
-            msg = (
-                f"model {self.model_path}: output {out.shape} does not match [batch={n}, 4 + "
-                f"{len(self.class_names)} classes, anchors]"
-            )
-            raise ModelError(msg)
+        letterbox = self.new_letterbox()
+        for i, size in enumerate(sizes):
+            if stop is not None and stop.is_set():
+                return False
+            if progress is not None:
+                name = self.model_path.name
+                progress(f"warming up {name} on {self.provider}: batch {size} ({i + 1}/{len(sizes)})")
+            letterbox.fill([grey] * size)
+            with self._lock:
+                out = self._run(letterbox.batch(size), size)
+            expected = (size, 4 + len(self.class_names))
+            if out.ndim != 3 or out.shape[:2] != expected:
+                msg = (
+                    f"model {self.model_path}: output {out.shape} does not match [batch={size}, 4 + "
+                    f"{len(self.class_names)} classes, anchors]"
+                )
+                raise ModelError(msg)
+        return True
 
-    def _run(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def _run(self, tensor: npt.NDArray[Any], n: int) -> npt.NDArray[np.float32]:
+        """Raw output for the first ``n`` of ``tensor``'s slots (the rest is padding)."""
         start = time.perf_counter()
         out = self._backend.run(tensor)
         if self._metrics is not None:
             self._metrics.inference_seconds.observe(time.perf_counter() - start)
-            self._metrics.batch_size.observe(tensor.shape[0])
-        return out
+            self._metrics.batch_size.observe(n)
+        return out[:n]
+
+    def run_letterboxed(self, letterbox: Letterbox, n: int) -> npt.NDArray[np.float32]:
+        """Raw ``[n, 4 + classes, anchors]`` output for the ``n`` frames the last ``letterbox.fill``
+        wrote, run at the padded size. Called by one thread at a time; does not take the decode lock, so
+        a double-buffered caller decodes the previous batch meanwhile."""
+        return self._run(letterbox.batch(self.padded(n)), n)
+
+    def decode(self, out: npt.NDArray[np.float32], params: npt.NDArray[np.float64]) -> list[Detections]:
+        """One :class:`Detections` per row of ``out``; ``params`` as :meth:`Letterbox.params` gives."""
+        with self._lock:
+            return self._decoder.decode_batch(out, params)
 
     def infer(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
         """Detect objects in ``uint8 (H, W, 3)`` BGR images; one :class:`Detections` per image, in order.
 
-        Dynamic-batch models run up to ``max_batch`` images per ``run()``; fixed-batch models run one
-        image at a time. Boxes are in each image's own pixels.
+        Dynamic-batch models run up to ``max_batch`` images per ``run()`` (padded to a fixed size where
+        batches are padded); fixed-batch models run one image at a time. Boxes are in each image's own
+        pixels.
         """
         if not images:
             return []
         step = self.max_batch
         letterbox = self._letterbox
+        results: list[Detections] = []
         with self._lock:
-            if len(images) <= step:  # the usual case: one run, no slicing
-                tensor, _ = letterbox.fill(images)
-                return self._decoder.decode_batch(self._run(tensor), letterbox.params(len(images)))
-            results: list[Detections] = []
             for start in range(0, len(images), step):
-                tensor, _ = letterbox.fill(images[start : start + step])
-                results += self._decoder.decode_batch(self._run(tensor), letterbox.params(tensor.shape[0]))
-            return results
-
-
-class BatchingDetector:
-    """The detector thread: gathers frames from all cameras, runs them as one batch, delivers results.
-
-    Args:
-        detector: the model to run (its ``max_batch`` should be at least ``batch_size``).
-        take: ``take(max_n, timeout_s)`` returns up to ``max_n`` pending frames, waiting at most
-            ``timeout_s`` for them (the app gathers the newest frame of each camera slot; what it drops
-            there it counts). An empty list means nothing is pending; the thread simply asks again.
-        deliver: called once per frame, in the order ``take`` returned them, with that frame's detections.
-            It runs on this thread, so it must be quick (a lossless hand-off to the tracker).
-        batch_size: most frames per model run. Larger batches raise throughput on GPUs (and a little on
-            CPU) at the cost of latency: a frame waits for its whole batch.
-        max_batch_wait_ms: how long ``take`` may wait to fill a batch once asked. Longer fills batches when
-            cameras are out of phase; shorter cuts latency when only one camera has a frame.
-        metrics: frame age at pick-up is recorded per camera.
-        clock: monotonic clock for frame age (default: the system clock).
-        name: the thread's name, shown in logs and ``py-spy``.
-
-    Progress (``batches_done``, ``frames_done``) is what a watchdog should watch: it grows only while
-    frames really go through the model. A crash in the thread is logged once, kept in ``failure`` and ends
-    the thread (the watchdog then sees no progress); the app decides to exit.
-    """
-
-    def __init__(
-        self,
-        detector: Detector,
-        take: Callable[[int, float], list[Frame]],
-        deliver: Callable[[Frame, Detections], None],
-        *,
-        batch_size: int = 4,
-        max_batch_wait_ms: float = 5.0,
-        metrics: Metrics | None = None,
-        clock: Clock | None = None,
-        name: str = "detector",
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if max_batch_wait_ms < 0:
-            raise ValueError(f"max_batch_wait_ms must be >= 0, got {max_batch_wait_ms}")
-        self._detector = detector
-        self._take = take
-        self._deliver = deliver
-        self.batch_size = batch_size
-        self._wait_s = max_batch_wait_ms / 1000.0
-        self._metrics = metrics
-        self._clock = clock if clock is not None else SystemClock()
-        self.name = name
-        self._stop = threading.Event()
-        self.ready = threading.Event()
-        """Set once warm-up is done and frames are being taken."""
-        self.batches_done = 0
-        self.frames_done = 0
-        self.failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> bool:
-        """Ask the thread to finish its current batch and exit; ``True`` if it did within ``timeout``."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _main(self) -> None:
-        try:
-            self._detector.warmup(self.batch_size)
-            self.ready.set()
-            self._loop()
-        except BaseException as exc:
-            self.failure = exc
-            logger.exception("detector thread %s crashed", self.name)
-            raise
-
-    def _loop(self) -> None:
-        detector = self._detector
-        metrics = self._metrics
-        while not self._stop.is_set():
-            frames = self._take(self.batch_size, self._wait_s)
-            if not frames:
-                continue
-            if metrics is not None:
-                now = self._clock.monotonic()
-                for f in frames:
-                    metrics.frame_age.labels(camera=f.camera).observe(now - f.captured_mono)
-            results = detector.infer([f.image for f in frames])
-            for frame, dets in zip(frames, results, strict=True):
-                self._deliver(frame, dets)
-            self.batches_done += 1
-            self.frames_done += len(frames)
+                chunk = images[start : start + step]
+                letterbox.fill(chunk)
+                out = self._run(letterbox.batch(self.padded(len(chunk))), len(chunk))
+                results += self._decoder.decode_batch(out, letterbox.params(len(chunk)))
+        return results

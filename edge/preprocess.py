@@ -1,7 +1,9 @@
-"""Letterbox decoded BGR frames into a preallocated NCHW float32 batch tensor.
+"""Letterbox decoded BGR frames into a preallocated batch tensor: NCHW float32 RGB 0..1, or NHWC uint8 BGR.
 
 Each frame is scaled to fit the model input while keeping its aspect ratio (bilinear, as Ultralytics
 trains with), centred, and padded with grey 114; channels are swapped BGR -> RGB and scaled to 0..1.
+With ``dtype=np.uint8`` the tensor keeps the frames' own layout (NHWC BGR, 0..255): a model wrapped by
+:mod:`edge.backends.uint8_wrapper` does the swap and scaling on the device, and a GPU gets 4x less to copy.
 :class:`Placement` records the scale and padding so boxes can be mapped back to frame pixels.
 
 Per-frame cost is kept close to nothing because the model is the cost a user cannot avoid:
@@ -18,7 +20,7 @@ Per-frame cost is kept close to nothing because the model is the cost a user can
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -142,19 +144,55 @@ def _bgr_to_chw(
             r[left + x] = np.float32(row[x, 2]) * s
 
 
+@njit(nogil=True, cache=True)
+def _gather_to_hwc(
+    src: npt.NDArray[np.uint8],
+    dst: npt.NDArray[np.uint8],
+    top: int,
+    left: int,
+    cols: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.int64],
+) -> None:  # pragma: no cover - compiled
+    # The uint8 twin of _gather_to_chw: same source pixels, kept as BGR bytes.
+    w = cols.shape[0]
+    for y in range(rows.shape[0]):
+        out = dst[top + y]
+        row = src[rows[y]]
+        for x in range(w):
+            px = row[cols[x]]
+            o = out[left + x]
+            o[0] = px[0]
+            o[1] = px[1]
+            o[2] = px[2]
+
+
 class Letterbox:
-    """Fills a reusable ``float32 (n, 3, input_h, input_w)`` batch tensor from BGR frames.
+    """Fills a reusable ``float32 (n, 3, input_h, input_w)`` (or ``uint8 (n, input_h, input_w, 3)``) batch
+    tensor from BGR frames.
 
     Args:
         input_w, input_h: the model input size; must be multiples of ``stride`` (the network's largest
             stride, 32 for YOLOv8/YOLO11), or the feature maps would not tile the input.
         max_batch: the largest batch :meth:`fill` accepts; the tensor grows to the largest batch seen, so
-            memory is ``max_batch * 3 * input_h * input_w * 4`` bytes at most.
+            memory is ``max_batch * 3 * input_h * input_w * 4`` bytes at most (a quarter with uint8).
+        dtype: ``np.float32`` (NCHW RGB 0..1, what exported YOLO models take) or ``np.uint8`` (NHWC BGR
+            0..255, for a model wrapped by :mod:`edge.backends.uint8_wrapper`).
+
+    Slots past the last :meth:`fill` keep older frames (or zeros): :meth:`batch` hands them out as padding
+    when a backend runs fixed batch sizes; their results are discarded.
 
     Not thread-safe: the tensor returned by :meth:`fill` is overwritten by the next call.
     """
 
-    def __init__(self, input_w: int, input_h: int, *, max_batch: int = 8, stride: int = 32) -> None:
+    def __init__(
+        self,
+        input_w: int,
+        input_h: int,
+        *,
+        max_batch: int = 8,
+        stride: int = 32,
+        dtype: npt.DTypeLike = np.float32,
+    ) -> None:
         if input_w % stride or input_h % stride or input_w < stride or input_h < stride:
             msg = f"model input {input_w}x{input_h} is not a positive multiple of the stride {stride}"
             raise ValueError(msg)
@@ -163,7 +201,12 @@ class Letterbox:
         self.input_w = input_w
         self.input_h = input_h
         self.max_batch = max_batch
-        self._tensor = np.empty((0, 3, input_h, input_w), np.float32)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.dtype(np.float32), np.dtype(np.uint8)):
+            raise ValueError(f"dtype must be float32 or uint8, got {self.dtype}")
+        self._uint8 = self.dtype == np.dtype(np.uint8)
+        shape = (0, input_h, input_w, 3) if self._uint8 else (0, 3, input_h, input_w)
+        self._tensor: npt.NDArray[np.float32] | npt.NDArray[np.uint8] = np.zeros(shape, self.dtype)
         # Geometry of the frame last written in each slot; the padding is valid while it stays the same.
         self._slot_shape: list[tuple[int, int] | None] = []
         # Per slot: scale, pad_x, pad_y, width, height (what the decoder needs), kept with the slot.
@@ -184,7 +227,8 @@ class Letterbox:
     def _grow(self, n: int) -> None:
         if n > self.max_batch:
             raise ValueError(f"batch of {n} frames exceeds max_batch={self.max_batch}")
-        tensor = np.empty((n, 3, self.input_h, self.input_w), np.float32)
+        # Zeros, not empty: unfilled slots may be run as padding, and garbage could hold NaNs.
+        tensor = np.zeros((n, *self._tensor.shape[1:]), self.dtype)
         tensor[: self.capacity] = self._tensor
         params = np.zeros((n, 5), np.float64)
         params[: self.capacity] = self._params
@@ -206,19 +250,24 @@ class Letterbox:
             self._geometry[height, width] = geometry
         return geometry
 
-    def fill(
-        self, images: Sequence[npt.NDArray[np.uint8]]
-    ) -> tuple[npt.NDArray[np.float32], list[Placement]]:
+    def batch(self, n: int) -> npt.NDArray[np.float32] | npt.NDArray[np.uint8]:
+        """Slots ``0..n-1`` of the batch tensor (a view), growing it if needed: what a backend runs when
+        the last :meth:`fill` is padded up to a fixed batch size ``n``."""
+        if n > self.capacity:
+            self._grow(n)
+        return self._tensor[:n]
+
+    def fill(self, images: Sequence[npt.NDArray[np.uint8]]) -> tuple[npt.NDArray[Any], list[Placement]]:
         """Letterbox ``images`` (``uint8 (H, W, 3)`` BGR) into slots ``0..n-1``.
 
-        Returns the ``(n, 3, input_h, input_w)`` view of the batch tensor (valid until the next call) and
-        one :class:`Placement` per image.
+        Returns the ``(n, 3, input_h, input_w)`` (uint8: ``(n, input_h, input_w, 3)``) view of the batch
+        tensor (valid until the next call) and one :class:`Placement` per image.
         """
         n = len(images)
         if n > self.capacity:
             self._grow(n)
         placements: list[Placement] = []
-        pad = np.float32(PAD_VALUE / 255.0)
+        pad = np.uint8(PAD_VALUE) if self._uint8 else np.float32(PAD_VALUE / 255.0)
         for i, image in enumerate(images):
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 msg = f"expected uint8 (H, W, 3) BGR image, got {image.dtype} {image.shape}"
@@ -233,7 +282,8 @@ class Letterbox:
                 self._params[i] = (p.scale, p.pad_x, p.pad_y, p.width, p.height)
             if geometry.cols is not None and geometry.rows is not None:
                 # Same pixels as cv2.resize(INTER_LINEAR) here (weights are exactly 0 and 1), read once.
-                _gather_to_chw(image, slot, p.pad_y, p.pad_x, geometry.cols, geometry.rows)
+                gather = _gather_to_hwc if self._uint8 else _gather_to_chw
+                gather(image, slot, p.pad_y, p.pad_x, geometry.cols, geometry.rows)
                 placements.append(p)
                 continue
             if geometry.new_w == w and geometry.new_h == h:
@@ -247,6 +297,9 @@ class Letterbox:
                 # dst= makes OpenCV write into the buffer instead of allocating a new image.
                 cv2.resize(image, (geometry.new_w, geometry.new_h), dst=buf, interpolation=cv2.INTER_LINEAR)
                 resized = buf
-            _bgr_to_chw(resized, slot, p.pad_y, p.pad_x)
+            if self._uint8:
+                slot[p.pad_y : p.pad_y + geometry.new_h, p.pad_x : p.pad_x + geometry.new_w] = resized
+            else:
+                _bgr_to_chw(resized, slot, p.pad_y, p.pad_x)
             placements.append(p)
         return self._tensor[:n], placements

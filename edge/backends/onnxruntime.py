@@ -18,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from edge.backends.base import padded_sizes
+from edge.backends.uint8_wrapper import WRAPPED_INPUT, wrapped_model
 from edge.errors import ModelError
 
 if TYPE_CHECKING:
@@ -61,9 +63,19 @@ def tensorrt_present() -> bool:
     return False
 
 
-def default_trt_cache_dir() -> Path:
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/edge`` (or ``~/.cache/edge``): wrapped models and, under ``tensorrt/``, engines."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edge" / "tensorrt"
+    return Path(base) / "edge"
+
+
+def default_trt_cache_dir() -> Path:
+    return default_cache_dir() / "tensorrt"
+
+
+def anchors_for(input_w: int, input_h: int, strides: Sequence[int] = (8, 16, 32)) -> int:
+    """Anchor columns of a YOLOv8/YOLO11 detect output for a ``input_w x input_h`` input."""
+    return sum((input_w // s) * (input_h // s) for s in strides)
 
 
 def resolve_providers(
@@ -160,6 +172,22 @@ class OnnxRuntimeBackend:
         max_batch: the largest batch :meth:`run` gets (sizes the TensorRT optimisation profile).
         cpu_session: a CPU session already open on ``model_path`` (the detector's probe), reused when the
             CPU provider is the one chosen.
+        batch_sizes: the fixed batch sizes the detector pads to (``None`` =
+            :func:`~edge.backends.base.padded_sizes` of ``max_batch``). TensorRT gets one optimisation
+            profile per size (min = opt = max, so each size runs its own tuned engine); CUDA graphs,
+            when enabled, are captured per size.
+        uint8_input: run the model behind :mod:`edge.backends.uint8_wrapper` (``uint8 [n, h, w, 3]`` BGR
+            in): 4x fewer bytes to copy to a GPU and no float pass on the host. On CPU it saves little.
+        cache_dir: where the wrapped model is kept (``None`` = ``$XDG_CACHE_HOME/edge``).
+        io_binding: on CUDA/TensorRT, bind the output to a preallocated device buffer per batch size and
+            copy it back once per run (``None`` = on for GPU providers, off on CPU, where it buys nothing).
+        cuda_graph: capture one CUDA graph per batch size (CUDA provider only; needs every node on CUDA
+            and fixed buffers, so it implies IO binding with device input buffers). Saves kernel launch
+            overhead, which matters for small models at small batches; measured in scripts/gpu_check.sh
+            before being turned on anywhere.
+        cudnn_conv_algo_search: ``HEURISTIC`` (default) picks convolution algorithms without timing them;
+            ORT's default ``EXHAUSTIVE`` re-benchmarks every new input shape (0.3-1.3 s each,
+            onnxruntime#19838) for a few percent at best; ``DEFAULT`` takes cuDNN's first choice.
 
     Attributes beyond :class:`~edge.backends.base.InferenceBackend`: ``session`` (for benchmarks timing
     bare ``run()`` on the same session) and ``fallback_from`` (the provider asked for when ONNX Runtime
@@ -178,9 +206,23 @@ class OnnxRuntimeBackend:
         trt_cache_dir: Path | None = None,
         max_batch: int = 8,
         cpu_session: Any = None,
+        batch_sizes: Sequence[int] | None = None,
+        uint8_input: bool = False,
+        cache_dir: Path | None = None,
+        io_binding: bool | None = None,
+        cuda_graph: bool = False,
+        cudnn_conv_algo_search: str = "HEURISTIC",
     ) -> None:
         self._info = info
         self._max_batch = max_batch
+        self._sizes = sorted(set(batch_sizes or padded_sizes(max_batch)))
+        self._cudnn_search = cudnn_conv_algo_search
+        self._cuda_graph = cuda_graph
+        self._input_name = info.input_name
+        if uint8_input:
+            model_path = wrapped_model(model_path, cache_dir or default_cache_dir())
+            self._input_name = WRAPPED_INPUT
+            cpu_session = None  # the probe holds the float model
         available = ort.get_available_providers()
         cuda_devices = cuda_device_count() if any(p != PROVIDERS["cpu"] for p in available) else 0
         trt_libs = cuda_devices > 0 and tensorrt_present()
@@ -213,10 +255,28 @@ class OnnxRuntimeBackend:
             )
             raise ModelError(msg)
         self.precision = "f16" if self.device == "tensorrt" else "f32"
-        self.input_dtype: np.dtype[np.generic] = np.dtype(np.float32)
+        self.input_dtype: np.dtype[np.generic] = np.dtype(np.uint8 if uint8_input else np.float32)
         self._run_options = ort.RunOptions()
+        gpu = self.device in ("cuda", "tensorrt")
+        self.io_binding = gpu if io_binding is None else (io_binding and gpu)
+        self.cuda_graph = cuda_graph and self.device == "cuda"
+        if self.cuda_graph:
+            self.io_binding = True
+        # Per batch size: (binding, device input or None, device output, run options). At most one entry
+        # per size the detector runs, so bounded by len(batch_sizes) (max_batch when not padding).
+        self._bound: dict[int, tuple[Any, Any, Any, Any]] = {}
 
     def _provider_entry(self, short: str, trt_cache_dir: Path | None) -> str | tuple[str, dict[str, Any]]:
+        if short == "cuda":
+            cuda: dict[str, Any] = {
+                "cudnn_conv_algo_search": self._cudnn_search,
+                # Lets cuDNN pick algorithms that need large scratch space (faster on big batches); the
+                # memory comes from ORT's arena and is reused.
+                "cudnn_conv_use_max_workspace": "1",
+            }
+            if self._cuda_graph:
+                cuda["enable_cuda_graph"] = "1"
+            return (PROVIDERS[short], cuda)
         if short != "tensorrt":
             return PROVIDERS[short]
         cache = trt_cache_dir if trt_cache_dir is not None else default_trt_cache_dir()
@@ -229,19 +289,64 @@ class OnnxRuntimeBackend:
             "trt_timing_cache_path": str(cache),
         }
         if self._info.dynamic_batch:
+            # One profile per padded size (min = opt = max): the detector only ever runs these sizes.
             w, h = self._info.input_size
-            name = self._info.input_name
-            opts["trt_profile_min_shapes"] = f"{name}:1x3x{h}x{w}"
-            opts["trt_profile_opt_shapes"] = f"{name}:{self._max_batch}x3x{h}x{w}"
-            opts["trt_profile_max_shapes"] = f"{name}:{self._max_batch}x3x{h}x{w}"
+            name = self._input_name
+            dims = "{}x{}x{}x3" if name == WRAPPED_INPUT else "{}x3x{}x{}"
+            shapes = ",".join(f"{name}:" + dims.format(n, h, w) for n in self._sizes)
+            opts["trt_profile_min_shapes"] = shapes
+            opts["trt_profile_opt_shapes"] = shapes
+            opts["trt_profile_max_shapes"] = shapes
         return (PROVIDERS[short], opts)
 
     def run(self, batch: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
         """``float32 [n, 4 + classes, anchors]`` for ``batch``; one caller at a time."""
+        if self.io_binding:
+            return self._run_bound(batch)
         out: npt.NDArray[np.float32] = self.session.run(
-            [self._info.output_name], {self._info.input_name: batch}, self._run_options
+            [self._info.output_name], {self._input_name: batch}, self._run_options
         )[0]
         return out
 
+    def _binding_for(self, batch: npt.NDArray[np.generic]) -> tuple[Any, Any, Any, Any]:
+        n = int(batch.shape[0])
+        entry = self._bound.get(n)
+        if entry is not None:
+            return entry
+        session = self.session
+        out_shape = session.get_outputs()[0].shape
+        rows = 4 + len(self._info.class_names)
+        anchors = out_shape[2] if isinstance(out_shape[2], int) else anchors_for(*self._info.input_size)
+        out = ort.OrtValue.ortvalue_from_shape_and_type((n, rows, anchors), np.float32, "cuda", 0)
+        binding = session.io_binding()
+        binding.bind_ortvalue_output(self._info.output_name, out)
+        device_in = None
+        options = ort.RunOptions()
+        if self.cuda_graph:
+            # A captured graph replays fixed addresses: the input must live in one device buffer per size.
+            device_in = ort.OrtValue.ortvalue_from_shape_and_type(batch.shape, batch.dtype, "cuda", 0)
+            binding.bind_ortvalue_input(self._input_name, device_in)
+            options.add_run_config_entry("gpu_graph_id", str(n))  # one graph per batch size
+        entry = (binding, device_in, out, options)
+        self._bound[n] = entry
+        return entry
+
+    def _run_bound(self, batch: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        binding, device_in, out, options = self._binding_for(batch)
+        if device_in is None:
+            # ORT copies the host input to the device on its own compute stream, so the copy is ordered
+            # before the first kernel without any extra synchronisation.
+            binding.bind_cpu_input(self._input_name, np.ascontiguousarray(batch))
+        else:
+            # update_inplace is a blocking cudaMemcpy outside ORT's stream; synchronize_inputs makes the
+            # device finish it before the run reads the buffer.
+            device_in.update_inplace(np.ascontiguousarray(batch))
+            binding.synchronize_inputs()
+        self.session.run_with_iobinding(binding, options)
+        # run_with_iobinding returns once ORT's streams are done; numpy() then copies device -> host.
+        host: npt.NDArray[np.float32] = out.numpy()
+        return host
+
     def close(self) -> None:
+        self._bound.clear()
         self.session = None

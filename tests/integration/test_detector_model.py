@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from helpers.paths import models_dir, require
 
+from edge.backends.openvino import openvino_available
 from edge.detector import BatchingDetector, Detector, _cuda_device_count
 from edge.errors import ModelError
 from edge.metrics import Metrics
@@ -48,8 +49,9 @@ def test_model_is_described_from_its_graph(detector):
     assert detector.input_size in {(640, 640), (320, 320)}
     assert len(detector.class_names) == 80
     assert detector.class_names[0] == "person"
-    if _cuda_device_count() == 0:
-        assert detector.provider == "cpu"
+    if _cuda_device_count() == 0:  # backend auto on a CPU-only machine: OpenVINO when installed
+        expected = ("openvino", "CPU") if openvino_available() else ("onnxruntime", "cpu")
+        assert (detector.backend.name, detector.provider) == expected
 
 
 def test_people_are_found_with_the_right_class_name(detector, frames):
@@ -124,7 +126,12 @@ def test_provider_is_logged_once_and_exported(caplog, yolo11n_320_path, frames):
     lines = [r.getMessage() for r in caplog.records if "provider=" in r.getMessage()]
     assert len(lines) == 1
     assert f"provider={det.provider}" in lines[0]
-    labels = {"provider": det.provider, "model": "yolo11n_320.onnx"}
+    labels = {
+        "backend": det.backend.name,
+        "provider": det.provider,
+        "precision": det.backend.precision,
+        "model": "yolo11n_320.onnx",
+    }
     assert metrics.registry.get_sample_value("edge_detector_provider_info", labels) == 1.0
     assert metrics.registry.get_sample_value("edge_inference_seconds_count") == 3.0
     assert metrics.registry.get_sample_value("edge_inference_batch_size_sum") == 6.0
