@@ -33,9 +33,7 @@ from edge.config import (
     resolve_model_path,
 )
 from edge.detector import BatchingDetector, Detector
-from edge.discovery import CameraSpec
-from edge.discovery import LineSpec as HaLine
-from edge.discovery import ZoneSpec as HaZone
+from edge.discovery import CameraSpec, debug_view_url, ha_cameras
 from edge.draw import LineGeometry, Scene, SceneState, TrailBuffer, ZoneGeometry
 from edge.errors import ConfigError
 from edge.events import CameraAnalytics, new_run_id
@@ -224,27 +222,9 @@ class App:
         )
 
     def _discovery(self) -> list[CameraSpec]:
-        names = self.class_names
-        specs = []
-        for cam in self.settings.cameras:
-            if not cam.enabled:
-                continue
-            lines = tuple(
-                HaLine(
-                    name=ln.name,
-                    classes=tuple(c if isinstance(c, str) else names[c] for c in ln.classes or ()),
-                    label=f"{ln.labels.in_}/{ln.labels.out}",
-                )
-                for ln in cam.lines
-            )
-            zones = tuple(
-                HaZone(
-                    name=z.name, classes=tuple(c if isinstance(c, str) else names[c] for c in z.classes or ())
-                )
-                for z in cam.zones
-            )
-            specs.append(CameraSpec(name=cam.name, lines=lines, zones=zones))
-        return specs
+        m = self.settings.metrics
+        url = debug_view_url(m.host, m.port) if m.enabled and m.port else None
+        return ha_cameras(self.settings.cameras, self.class_names, url)
 
     @property
     def class_names(self) -> list[str]:

@@ -100,6 +100,10 @@ class Topics:
     def line_reset(self, camera: str, line: str) -> str:
         return f"{self._camera(camera)}/lines/{_check_level('line name', line)}/reset"
 
+    def snapshot(self, camera: str) -> str:
+        """Retained JPEG of the camera's latest event (Home Assistant image entity)."""
+        return f"{self._camera(camera)}/snapshot"
+
     def _camera(self, camera: str) -> str:
         return f"{self.base}/{_check_level('camera name', camera)}"
 

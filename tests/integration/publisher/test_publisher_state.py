@@ -10,12 +10,13 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 import pytest
-from helpers.ha_discovery import load_schema, validate_sensor_discovery
+from helpers.ha_discovery import load_schema, validate_discovery
 from helpers.mosquitto import Received, Subscriber
 from mqtt_support import event, make_broker, wait_until
 
+from edge.discovery import CameraSpec, LineSpec, ZoneSpec, discovery_configs
 from edge.outbox import Outbox
-from edge.publisher import CameraSpec, LineSpec, Publisher, ZoneSpec
+from edge.publisher import Publisher, Topics
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -94,7 +95,7 @@ def test_retained_state_reset_and_discovery(
 
         # A subscriber that connects after everything happened still sees the current state (retained).
         with Subscriber(broker.host, broker.port, ["edge/#", "homeassistant/#"], client_id="late") as late:
-            n_discovery = 2 * 2 + 1  # door: in/out x person/car; desk: person
+            n_discovery = len(discovery_configs(Topics("edge", "n1"), CAMERAS))
 
             def all_retained(m: list[Received]) -> bool:
                 ha = sum(x.topic.startswith("homeassistant/") for x in m)
@@ -121,7 +122,7 @@ def test_retained_state_reset_and_discovery(
             assert len(discovery) == n_discovery
             for m in discovery:
                 assert m.retain, m.topic
-                assert validate_sensor_discovery(m.topic, json.loads(m.payload), schema) == []
+                assert validate_discovery(m.topic, json.loads(m.payload), schema) == []
 
             # The retained command planted before start was ignored when the subscription delivered it.
             assert await wait_until(lambda: "retained reset" in caplog.text, 5.0)

@@ -1,4 +1,7 @@
-"""Pure parts of the publisher: topic layout, reset parsing, HA discovery payloads, backoff, arguments."""
+"""Pure parts of the publisher: topic layout, reset parsing, backoff, arguments.
+
+Home Assistant discovery payloads are tested in tests/unit/discovery.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
-from helpers.ha_discovery import load_schema, validate_sensor_discovery
 
-from edge.discovery import CameraSpec, LineSpec, ZoneSpec, discovery_configs, ha_id
 from edge.errors import PublishError
 from edge.outbox import Outbox
 from edge.publisher import Backoff, Publisher, Topics
@@ -23,6 +24,7 @@ from edge.publisher import Backoff, Publisher, Topics
         (lambda t: t.line_state("gate", "door"), "edge/n1/gate/lines/door/state"),
         (lambda t: t.zone_state("gate", "desk"), "edge/n1/gate/zones/desk/state"),
         (lambda t: t.line_reset("gate", "door"), "edge/n1/gate/lines/door/reset"),
+        (lambda t: t.snapshot("gate"), "edge/n1/gate/snapshot"),
         (lambda t: t.reset_filter, "edge/n1/+/lines/+/reset"),
     ],
 )
@@ -56,57 +58,6 @@ def test_names_that_would_break_topics_are_rejected(bad: str) -> None:
 )
 def test_parse_reset(topic: str, parsed: tuple[str, str] | None) -> None:
     assert Topics("edge", "n1").parse_reset(topic) == parsed
-
-
-def test_ha_id_is_safe() -> None:
-    assert ha_id("Front Door", "in", "person") == "front_door_in_person"
-    assert ha_id("ü/ö") == "x"
-
-
-CAMERAS = [
-    CameraSpec(
-        "gate",
-        lines=(LineSpec("door", ("person", "car")), LineSpec("all", (), label="Everything")),
-        zones=(ZoneSpec("desk", ("person",)), ZoneSpec("yard")),
-    ),
-    CameraSpec("Back Yard", zones=(ZoneSpec("lawn", ("dog",)),)),
-]
-
-
-def test_discovery_configs_validate_against_the_ha_schema() -> None:
-    schema = load_schema()
-    configs = discovery_configs(Topics("edge", "n1"), CAMERAS)
-    # door: 2 directions x 2 classes; all: 2 totals; desk: 1 class; yard: 1 total; lawn: 1 class
-    assert len(configs) == 4 + 2 + 1 + 1 + 1
-    for topic, payload in configs:
-        assert validate_sensor_discovery(topic, payload, schema) == [], topic
-        assert payload["availability_topic"] == "edge/n1/availability"
-        assert payload["device"]["identifiers"] == ["edge_n1"]
-    unique = [p["unique_id"] for _, p in configs]
-    assert len(set(unique)) == len(unique)
-    assert len({t for t, _ in configs}) == len(configs)
-
-
-def test_discovery_state_classes_and_templates() -> None:
-    by_id = {p["unique_id"]: p for _, p in discovery_configs(Topics("edge", "n1"), CAMERAS, "ha")}
-    door_in = by_id["edge_n1_gate_line_door_in_person"]
-    assert door_in["state_class"] == "total_increasing"
-    assert door_in["state_topic"] == "edge/n1/gate/lines/door/state"
-    assert door_in["value_template"] == '{{ value_json["in"]["person"] | default(0) }}'
-    desk = by_id["edge_n1_gate_zone_desk_person"]
-    assert desk["state_class"] == "measurement"
-    assert desk["state_topic"] == "edge/n1/gate/zones/desk/state"
-    assert by_id["edge_n1_gate_line_all_out"]["value_template"] == '{{ value_json["out"].values() | sum }}'
-    assert by_id["edge_n1_gate_line_all_out"]["name"] == "gate Everything out"
-
-
-def test_schema_validator_catches_mistakes() -> None:
-    schema = load_schema()
-    bad = {"state_class": "sometimes", "device": {"name": "x"}, "qos": True, "bogus": 1}
-    problems = validate_sensor_discovery("homeassistant/sensor/a b/config", bad, schema)
-    text = "\n".join(problems)
-    for expected in ("topic", "state_topic", "unique_id", "state_class", "identifiers", "qos", "bogus"):
-        assert expected in text
 
 
 def test_backoff_grows_with_jitter_up_to_the_cap_and_resets() -> None:
