@@ -33,15 +33,22 @@ composition root wires to the pipeline (they are called from those threads and m
 Routes: ``/metrics``, ``/healthz``, ``/`` (camera list), ``/api/cameras``, ``/cameras/<name>`` (page),
 ``/cameras/<name>/geometry.json``, ``/cameras/<name>/snapshot.jpg``, ``/cameras/<name>/stream.mjpg``.
 
-The server binds ``127.0.0.1`` by default: nothing here is authenticated.
+The server binds ``127.0.0.1`` by default: nothing here is authenticated. It cannot be starved: the request
+line and headers must arrive whole within ``header_timeout_s`` (not per read, so a client dripping one
+header line every few seconds is cut off), open connections are capped and, at the cap, the oldest one
+still sending its headers makes room for a new one, MJPEG streams notice a closed client even while their
+camera has no frames, and a ``Host`` header outside the allow-list gets 403 (DNS rebinding).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import html
+import ipaddress
 import json
 import logging
+import select
 import socket
 import sys
 import threading
@@ -85,11 +92,16 @@ class Health:
     ok: bool
     reason: str = ""
     cameras: Mapping[str, str] | None = None
+    degraded: tuple[str, ...] = ()
+    """Running, but not as it should (e.g. the outbox disk is full): still 200, ``status: degraded``."""
 
     def to_json(self) -> bytes:
-        body: dict[str, Any] = {"status": "ok" if self.ok else "unhealthy"}
+        status = ("degraded" if self.degraded else "ok") if self.ok else "unhealthy"
+        body: dict[str, Any] = {"status": status}
         if self.reason:
             body["reason"] = self.reason
+        if self.degraded:
+            body["degraded"] = list(self.degraded)
         if self.cameras is not None:
             body["cameras"] = dict(self.cameras)
         return json.dumps(body, sort_keys=True).encode()
@@ -124,17 +136,28 @@ class _Server(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.web = web
-        self._active = 0
         self._active_lock = threading.Lock()
+        # Open connections -> monotonic time their current request began, or None while it is served.
+        self._conns: dict[socket.socket, float | None] = {}
         self._refusing = False
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         # One thread per connection, so the connection count is what bounds the threads.
+        now = time.monotonic()
         with self._active_lock:
-            refuse = self._active >= self.web.max_connections
+            refuse = len(self._conns) >= self.web.max_connections
+            if refuse:
+                # Make room by dropping the connection that has been sending headers the longest: a slow
+                # client must not lock out a health probe that sends its request at once.
+                waiting = [(t, c) for c, t in self._conns.items() if t is not None]
+                if waiting:
+                    _, victim = min(waiting, key=lambda tc: tc[0])
+                    self._conns.pop(victim)
+                    _hang_up(victim)
+                    refuse = False
             if not refuse:
-                self._active += 1
+                self._conns[request] = now
             changed = refuse != self._refusing
             self._refusing = refuse
         if changed:
@@ -147,11 +170,28 @@ class _Server(ThreadingHTTPServer):
             return
         super().process_request(request, client_address)
 
+    def service_actions(self) -> None:
+        # Called by serve_forever every poll interval: cut off requests whose headers are overdue.
+        limit = time.monotonic() - self.web.header_timeout_s
+        with self._active_lock:
+            late = [c for c, t in self._conns.items() if t is not None and t < limit]
+            for c in late:
+                self._conns[c] = None  # hung up once; its thread removes it on the way out
+        for c in late:
+            log.debug("HTTP: request headers not complete within %.0f s; closing", self.web.header_timeout_s)
+            _hang_up(c)
+
+    def request_stage(self, request: socket.socket, started: float | None) -> None:
+        """Mark a connection as reading a request (since ``started``) or serving one (``None``)."""
+        with self._active_lock:
+            if request in self._conns:
+                self._conns[request] = started
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The base class prints a traceback to stderr for everything, including clients that hang up
         # between two keep-alive requests.
         exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError):
+        if isinstance(exc, ConnectionError | TimeoutError | OSError):
             log.debug("HTTP client %s went away: %s", client_address, exc)
         else:
             log.error("HTTP request from %s failed", client_address, exc_info=exc)
@@ -161,7 +201,44 @@ class _Server(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             with self._active_lock:
-                self._active -= 1
+                self._conns.pop(request, None)
+
+
+def _hang_up(sock: socket.socket) -> None:
+    # shutdown() (not close()) wakes the handler thread blocked in recv(); that thread closes the socket.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+_LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def host_allowed(host_header: str, bind_host: str, extra: Sequence[str] = ()) -> bool:
+    """Whether a request's ``Host`` header names this server (a DNS-rebinding guard).
+
+    Allowed: the localhost names, the bind address, the names in ``extra`` (``"*"`` allows any), and when
+    bound to every interface (``0.0.0.0`` / ``::``) also any IP literal and this machine's host name. A
+    rebinding attack always arrives with the attacker's *domain name* in ``Host``, so IP literals are safe.
+    """
+    if "*" in extra:
+        return True
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host[1:]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    host = host.rstrip(".")
+    if host in _LOCAL_NAMES or host.endswith(".localhost") or host == bind_host.lower():
+        return True
+    if host in {e.lower().rstrip(".") for e in extra}:
+        return True
+    if bind_host in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return host in {socket.gethostname().lower(), f"{socket.gethostname().lower()}.local"}
+        return True
+    return False
 
 
 class WebServer:
@@ -172,8 +249,14 @@ class WebServer:
     JPEG encoding and bandwidth of a debug view, higher makes motion smoother (issue 9 wants >= 5).
     ``max_streams``: open MJPEG streams at most (all cameras); more get 503, so a forgotten browser
     tab cannot multiply encoding work without bound. ``max_connections``: open connections at most
-    (each holds one thread); further ones are closed at once. ``request_timeout_s``: a client that
-    neither sends nor reads for this long is dropped (frees its thread and connection slot).
+    (each holds one thread); at the cap the connection that has been sending its headers the longest is
+    dropped for the new one, and if every connection is busy the new one is closed. ``request_timeout_s``:
+    a client that neither sends nor reads for this long is dropped (frees its thread and connection slot).
+    ``header_timeout_s``: the whole request line and headers must arrive within this; lower frees slots
+    from slow or idle keep-alive clients sooner, higher tolerates very slow links. ``allowed_hosts``: extra
+    ``Host`` names accepted besides localhost and the bind address (see :func:`host_allowed`), ``"*"`` for
+    any; others get 403. ``degraded() -> [reason, ...]``: conditions that do not stop the daemon but need
+    an operator (``Outbox.problems``: a full disk); ``/healthz`` stays 200 with ``status: degraded``.
     """
 
     def __init__(
@@ -190,6 +273,9 @@ class WebServer:
         max_streams: int = 4,
         max_connections: int = 32,
         request_timeout_s: float = 30.0,
+        header_timeout_s: float = 10.0,
+        allowed_hosts: Sequence[str] = (),
+        degraded: Callable[[], Sequence[str]] | None = None,
         thread_name: str = "edge-http",
     ) -> None:
         if mjpeg_fps <= 0:
@@ -208,7 +294,10 @@ class WebServer:
         self.max_streams = max_streams
         self.max_connections = max_connections
         self.request_timeout_s = request_timeout_s
+        self.header_timeout_s = header_timeout_s
+        self.allowed_hosts = tuple(allowed_hosts)
         self._health = health
+        self._degraded = degraded
         self._thread_name = thread_name
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -258,12 +347,17 @@ class WebServer:
             self._thread = None
 
     def health(self) -> Health:
-        """The current verdict: the ``health`` callable, or :func:`health_from_cameras`."""
+        """The current verdict: the ``health`` callable, or :func:`health_from_cameras`; plus ``degraded``."""
         if self._health is not None:
-            return self._health()
-        if self.cameras_info is not None:
-            return health_from_cameras(self.cameras_info())
-        return Health(ok=False, reason="no health source configured")
+            verdict = self._health()
+        elif self.cameras_info is not None:
+            verdict = health_from_cameras(self.cameras_info())
+        else:
+            verdict = Health(ok=False, reason="no health source configured")
+        extra = tuple(self._degraded()) if self._degraded is not None else ()
+        if extra:
+            verdict = dataclasses.replace(verdict, degraded=(*verdict.degraded, *extra))
+        return verdict
 
     def watchers(self, camera: str | None = None) -> int:
         """Open MJPEG streams for ``camera`` (all cameras when ``None``); the pipeline may skip
@@ -308,6 +402,15 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.settimeout(self.server.web.request_timeout_s)
 
+    def handle_one_request(self) -> None:
+        self.server.request_stage(self.connection, time.monotonic())
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        self.server.request_stage(self.connection, None)
+        return ok
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         # Access logs go to debug level: a scrape every few seconds must not flood the journal.
         if log.isEnabledFor(logging.DEBUG):
@@ -316,6 +419,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         web = self.server.web
         path = urlsplit(self.path).path
+        host = self.headers.get("Host")
+        if host is not None and not host_allowed(host, web.host, web.allowed_hosts):
+            log.debug("HTTP: Host %r not allowed", host)
+            self.close_connection = True
+            self._send(HTTPStatus.FORBIDDEN, b"host not allowed\n", "text/plain")
+            return
         try:
             self._route(web, path)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
@@ -409,8 +518,19 @@ class _Handler(BaseHTTPRequestHandler):
                 # never a burst.
                 next_at = max(next_at + web.mjpeg_interval_s, time.monotonic())
                 web.stopping.wait(next_at - time.monotonic())
+                # Without frames nothing is written, so a failed write never reveals a closed client (a
+                # frameless camera held its slot forever): look for the client's FIN instead.
+                if self._client_gone():
+                    return
         finally:
             web._close_stream(camera)
+
+    def _client_gone(self) -> bool:
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     def _not_found(self) -> None:
         self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
