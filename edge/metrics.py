@@ -147,6 +147,17 @@ class Metrics:
         )
         self.mqtt_connected = Gauge("edge_mqtt_connected", "1 while connected to the broker.", registry=r)
 
+        self.snapshots = Counter(
+            "edge_snapshots", "Event snapshots encoded and handed to the publisher.", ["camera"], registry=r
+        )
+        self.snapshot_latency = Histogram(
+            "edge_snapshot_latency_seconds",
+            "From the capture of an event's frame to its snapshot being handed to the publisher.",
+            ["camera"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+
         # Internal queues (principle 1: every drop is counted)
         self.queue_dropped = Counter(
             "edge_queue_dropped", "Items dropped by a bounded hand-off.", ["queue", "reason"], registry=r
