@@ -6,6 +6,7 @@ only caller. Every problem carries the dotted path, the 1-based YAML line, the v
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from edge.errors import ConfigError, ConfigProblem
+from edge.logs import MASK, redact_url
 
 
 def to_plain(node: Any) -> Any:
@@ -60,7 +62,93 @@ def locate(tree: Any, loc: Sequence[int | str]) -> tuple[list[int | str], int | 
 _UNION_TAG = re.compile(r"^(str|int|float|bool|none|literal\[.*\]|tuple\[.*\]|list\[.*\]|function-.*)$")
 
 
-def problems_from_validation(err: ValidationError, tree: Any, env_keys: set[str]) -> list[ConfigProblem]:
+# ----------------------------------------------------------------------------------------------------------
+# Redaction: a config error never prints a secret (issue 15, items 8 and 9). Values under these keys are
+# masked whatever their type (a numeric or list password too), a ``username`` next to one of them is masked
+# as well (user + password together identify an account), URL userinfo is masked in every string, and every
+# secret string found in the file, the environment or $CREDENTIALS_DIRECTORY is masked wherever it appears.
+
+SECRET_KEYS = frozenset({"password", "passwd", "secret", "token", "api_key"})
+_SECRET_LINE = re.compile(
+    r"^\s*-?\s*[\"']?(?:password|passwd|secret|token|api_key)[\"']?\s*:\s*(?P<v>.+?)\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _is_secret_key(key: object) -> bool:
+    return isinstance(key, str) and key.lower() in SECRET_KEYS
+
+
+def harvest_secrets(tree: Any = None, text: str = "") -> list[str]:
+    """Secret strings to mask: values under secret keys in ``tree`` or ``text``, env and credential files."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                if _is_secret_key(k) and not isinstance(v, Mapping | list):
+                    found.append(str(v))
+                walk(v)
+        elif isinstance(node, list | tuple):
+            for v in node:
+                walk(v)
+
+    walk(tree)
+    found += [m["v"].strip("\"'") for m in _SECRET_LINE.finditer(text)]
+    found += [
+        v for k, v in os.environ.items() if k.startswith("EDGE_") and any(s in k.lower() for s in SECRET_KEYS)
+    ]
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        for f in Path(cred_dir).glob("*password*"):
+            try:
+                found.append(f.read_text(encoding="utf-8").strip())
+            except (OSError, UnicodeDecodeError):
+                continue
+    # Short strings are not masked everywhere: masking every "1" would destroy the message.
+    return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
+
+
+def redact_text(text: str, secrets: Sequence[str]) -> str:
+    """URL userinfo and every known secret string masked."""
+    text = redact_url(text)
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+def redact_value(value: Any, key: object, secrets: Sequence[str], paired_user: bool = False) -> Any:
+    """``value`` (found under ``key``) with every secret masked; containers are copied, never changed."""
+    if _is_secret_key(key) or (paired_user and key == "username"):
+        return None if value is None else MASK
+    if isinstance(value, Mapping):
+        has_secret = any(_is_secret_key(k) for k in value)
+        return {k: redact_value(v, k, secrets, has_secret) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v, None, secrets) for v in value]
+    if isinstance(value, str):
+        return redact_text(value, secrets)
+    if value is not None and not isinstance(value, bool) and str(value) in secrets:
+        return MASK
+    return value
+
+
+def _parent(tree: Any, loc: Sequence[int | str]) -> Any:
+    node = tree
+    for key in loc[:-1]:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def problems_from_validation(
+    err: ValidationError, tree: Any, env_keys: set[str], secrets: Sequence[str] | None = None
+) -> list[ConfigProblem]:
+    """One :class:`ConfigProblem` per pydantic error, with line numbers and every secret masked."""
+    if secrets is None:
+        secrets = harvest_secrets(tree)
     problems: list[ConfigProblem] = []
     seen: set[tuple[str, str]] = set()
     errors = err.errors(include_url=False)
@@ -94,7 +182,10 @@ def problems_from_validation(err: ValidationError, tree: Any, env_keys: set[str]
         if key in seen:
             continue
         seen.add(key)
-        problems.append(ConfigProblem(path=dotted, line=line, value=to_plain(value), reason=reason))
+        parent = _parent(tree, loc)
+        paired = isinstance(parent, Mapping) and any(_is_secret_key(k) for k in parent)
+        shown = redact_value(to_plain(value), loc[-1] if loc else None, secrets, paired)
+        problems.append(ConfigProblem(dotted, line, shown, redact_text(reason, secrets)))
     return problems
 
 
@@ -115,10 +206,11 @@ def read_yaml(path: Path) -> Any:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        reason = f"YAML syntax error: {exc.problem or exc.context}"
+        reason = redact_text(f"YAML syntax error: {exc.problem or exc.context}", harvest_secrets(text=text))
         raise ConfigError([ConfigProblem("", line, None, reason)], str(path)) from None
     except Exception as exc:  # ruamel raises a few non-Marked errors (e.g. duplicate keys)
-        raise ConfigError([ConfigProblem("", None, None, f"YAML error: {exc}")], str(path)) from None
+        reason = redact_text(f"YAML error: {exc}", harvest_secrets(text=text))
+        raise ConfigError([ConfigProblem("", None, None, reason)], str(path)) from None
     if tree is None:
         tree = {}
     if not isinstance(tree, Mapping):

@@ -14,14 +14,18 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-# scheme://user:password@host -> scheme://user:***@host (user kept: it helps operators, it is not secret)
-_URL_CREDENTIALS = re.compile(r"(?P<prefix>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):(?P<secret>[^@\s/]+)@")
+# scheme://user:password@host -> scheme://user:***@host (user kept: it helps operators, it is not secret).
+# The password runs to the LAST "@" of the URL, so one containing "@", "/" or ":" is masked whole
+# (``rtsp://carol:p@ss/w:rd@cam`` -> ``rtsp://carol:***@cam``); a URL ends at whitespace or a quote.
+_URL_CREDENTIALS = re.compile(
+    r"(?P<prefix>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s'\"]*):(?P<secret>[^\s'\"]*)@(?P<rest>[^@\s'\"]*)(?=[\s'\"]|$)"
+)
 MASK = "***"
 
 
 def redact_url(text: str) -> str:
-    """Mask the password of every ``scheme://user:password@`` in ``text``."""
-    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('prefix')}:{MASK}@", text)
+    """Mask the password of every ``scheme://user:password@`` in ``text``, whatever the password holds."""
+    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('prefix')}:{MASK}@{m.group('rest')}", text)
 
 
 class Redactor:

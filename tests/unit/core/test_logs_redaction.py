@@ -20,6 +20,11 @@ URL = "rtsp://admin:S3cr3tPass@10.0.0.5:554/stream1"
         ("open http://u:p%40ss@cam/x failed", "open http://u:***@cam/x failed"),
         ("rtsp://10.0.0.5/stream (no credentials)", "rtsp://10.0.0.5/stream (no credentials)"),
         ("two rtsp://a:b1@h1/ and rtsps://c:d2@h2/", "two rtsp://a:***@h1/ and rtsps://c:***@h2/"),
+        # The password runs to the last "@": "@", "/" and ":" inside it are masked too (issue 15, item 9).
+        ("rtsp://carol:p@ssW0rdAt@10.0.0.5/s", "rtsp://carol:***@10.0.0.5/s"),
+        ("rtsp://carol:a/b:c@d@cam:554/x?y=1 next", "rtsp://carol:***@cam:554/x?y=1 next"),
+        ("{'source': 'rtsp://u:p@w/x@h/x'}", "{'source': 'rtsp://u:***@h/x'}"),
+        ("rtsp://user@host/x has no password", "rtsp://user@host/x has no password"),
     ],
 )
 def test_redact_url(text: str, expected: str) -> None:
