@@ -28,9 +28,11 @@ ledger learns what an earlier run declared from the retained configs the broker 
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -503,3 +505,64 @@ class DiscoveryLedger:
                 self._on_broker.add(topic)  # decided at the first declare()
                 return False
             return topic not in self._wanted
+
+
+# -- cleaning up after a node --------------------------------------------------------------------------
+
+
+def forget_node(
+    host: str,
+    port: int,
+    *,
+    node: str,
+    topic_prefix: str = "edge",
+    ha_prefix: str = "homeassistant",
+    timeout: float = 5.0,
+) -> list[str]:
+    """Delete every retained message a node left on a broker; returns the topics cleared.
+
+    That is its state, status, availability and snapshot topics (``<topic_prefix>/<node>/#``) and its
+    discovery configs (an empty retained config makes Home Assistant remove the entity). For nodes that
+    are gone for good, and for tests and benchmarks that ran against a shared broker. Blocks for up to
+    ``timeout`` seconds; an unreachable broker raises :class:`OSError`.
+    """
+    import paho.mqtt.client as mqtt  # noqa: PLC0415 - only this tool needs it here
+    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+
+    filters = [f"{topic_prefix}/{node}/#", f"{ha_prefix}/+/{ha_id('edge', node)}/+/config"]
+    found: dict[str, None] = {}
+    lock = threading.Lock()
+    subscribed = threading.Event()
+    last_message = [0.0]
+
+    def on_message(_client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.retain and msg.payload:
+            with lock:
+                found[msg.topic] = None
+                last_message[0] = time.monotonic()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"edge-forget-{node}-{os.getpid()}")
+    client.on_message = on_message
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.connect(host, port, keepalive=30)
+    client.loop_start()
+    try:
+        client.subscribe([(f, 1) for f in filters])
+        deadline = time.monotonic() + timeout
+        subscribed.wait(timeout)
+        # The broker sends retained messages right after the SUBACK; a short quiet spell means all came.
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            with lock:
+                quiet_since = max(quiet_since, last_message[0])
+            if time.monotonic() - quiet_since > 0.3:
+                break
+            time.sleep(0.05)
+        client.unsubscribe(filters)
+        infos = [client.publish(t, b"", qos=1, retain=True) for t in found]
+        for info in infos:
+            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return list(found)

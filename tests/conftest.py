@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers.leftovers import broker_up, leftovers, retained
 from helpers.paths import data_dir, models_dir, require
 
 
@@ -30,3 +31,23 @@ def video_dir() -> Path:
 @pytest.fixture(scope="session")
 def mot17_dir() -> Path:
     return require(data_dir() / "mot17", "MOT17 data")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a test left retained messages of a test node on the machine's broker.
+
+    A user's Home Assistant listens on 127.0.0.1:1883: a leftover discovery config is a phantom device
+    there (see helpers/leftovers.py). Tests that need a broker use a private one; the few that use the
+    machine's broker clear what their node published.
+    """
+    if not broker_up():
+        return
+    found = leftovers(retained())
+    if not found:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        shown = ", ".join(found[:10])
+        reporter.write_line(f"retained messages of test nodes left on 127.0.0.1:1883: {shown}", red=True)
+    if exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -61,6 +61,7 @@ import cv2
 import numpy as np
 
 from edge.benchmarks.detector import machine
+from edge.discovery import forget_node
 from edge.errors import EdgeError
 from edge.metrics import Metrics
 
@@ -616,13 +617,14 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 threads=args.threads, cpu=cpu,
             )
 
+        node = f"bench-{os.getpid()}"
         try:
             if not interleave:
                 limits.append(measure())
             cfg = tmp / "bench.yaml"
             write_config(
                 cfg, urls=streams.urls(), model=model.resolve(), batch=batch, providers=provider_yaml,
-                threads=args.threads, node=f"bench-{os.getpid()}", mqtt_host=args.mqtt_host,
+                threads=args.threads, node=node, mqtt_host=args.mqtt_host,
                 mqtt_port=args.mqtt_port, state_dir=tmp / "state",
             )
             settings = load_settings(cfg)
@@ -638,6 +640,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 limits.append(measure())
         finally:
             streams.stop()
+            # The broker may be a user's Home Assistant's: leave no retained state or discovery behind.
+            with contextlib.suppress(OSError):
+                forget_node(args.mqtt_host, args.mqtt_port, node=node, topic_prefix="edge-bench")
 
     if problem is not None or not wins:
         raise EdgeError(f"the daemon did not run as expected: {problem or 'no measurement'} (exit {code})")

@@ -23,6 +23,8 @@ import pytest
 from helpers.mosquitto import Subscriber, free_port
 from helpers.paths import REPO_ROOT, data_dir, in_ci, models_dir, require, require_tool
 
+from edge.discovery import forget_node
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DEMO_CONFIG = REPO_ROOT / "config" / "demo.yaml"
@@ -121,6 +123,8 @@ def test_demo_publishes_events_and_serves_the_debug_view(tmp_path: Path) -> None
             proc.kill()
             out, err = proc.communicate()
         sub.stop()
+        # The machine's broker is a user's Home Assistant's: leave no retained state or discovery behind.
+        forget_node("127.0.0.1", 1883, node=node)
     assert proc.returncode == 0, err[-3000:]
     assert any(" line_crossing " in ln or " zone_" in ln for ln in out.splitlines()), out[-2000:]
     assert "Traceback" not in err
