@@ -20,6 +20,10 @@ composition root wires to the pipeline (they are called from those threads and m
     for ``snapshot.jpg`` and while an MJPEG stream is open, so encoding happens only while someone
     watches; :meth:`WebServer.watchers` tells the pipeline whether anyone does. Returning the very same
     ``bytes`` object again means "no new frame" and is not re-sent on a stream.
+``event_snapshot(camera) -> bytes | None``
+    The JPEG of the camera's latest event (:class:`edge.snapshots.SnapshotEncoder`), served at the stable
+    URL ``/cameras/<name>/event.jpg`` (503 before the first event); the same picture as the retained
+    ``<camera>/snapshot`` MQTT topic.
 ``geometry(camera) -> Mapping | None``
     The camera's configured lines and zones as JSON-ready data, drawn over the stream on the camera
     page. Shape::
@@ -31,7 +35,8 @@ composition root wires to the pipeline (they are called from those threads and m
     It is fetched again every few seconds, so a SIGHUP reload shows up without reloading the page.
 
 Routes: ``/metrics``, ``/healthz``, ``/`` (camera list), ``/api/cameras``, ``/cameras/<name>`` (page),
-``/cameras/<name>/geometry.json``, ``/cameras/<name>/snapshot.jpg``, ``/cameras/<name>/stream.mjpg``.
+``/cameras/<name>/geometry.json``, ``/cameras/<name>/snapshot.jpg``, ``/cameras/<name>/stream.mjpg``,
+``/cameras/<name>/event.jpg``.
 
 The server binds ``127.0.0.1`` by default: nothing here is authenticated. It cannot be starved: the request
 line and headers must arrive whole within ``header_timeout_s`` (not per read, so a client dripping one
@@ -269,6 +274,7 @@ class WebServer:
         cameras_info: Callable[[], Sequence[CameraInfo]] | None = None,
         jpeg_source: Callable[[str], bytes | None] | None = None,
         geometry: Callable[[str], Mapping[str, Any] | None] | None = None,
+        event_snapshot: Callable[[str], bytes | None] | None = None,
         mjpeg_fps: float = 10.0,
         max_streams: int = 4,
         max_connections: int = 32,
@@ -290,6 +296,7 @@ class WebServer:
         self.cameras_info = cameras_info
         self.jpeg_source = jpeg_source
         self.geometry = geometry
+        self.event_snapshot = event_snapshot
         self.mjpeg_interval_s = 1.0 / mjpeg_fps
         self.max_streams = max_streams
         self.max_connections = max_connections
@@ -479,6 +486,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(HTTPStatus.OK, jpeg, "image/jpeg", cache=False)
         elif sub == "stream.mjpg":
             self._stream(web, camera)
+        elif sub == "event.jpg" and web.event_snapshot is not None:
+            jpeg = web.event_snapshot(camera)
+            if jpeg is None:
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no event yet\n", "text/plain")
+            else:
+                self._send(HTTPStatus.OK, jpeg, "image/jpeg", cache=False)
         else:
             self._not_found()
 
