@@ -25,20 +25,18 @@ import cv2
 import numpy as np
 
 from edge.config import load_settings, resolve_model_path
-from edge.draw import LineGeometry, Scene, SceneState, TrailBuffer, ZoneGeometry
+from edge.draw import TrailBuffer
 from edge.errors import EdgeError, SourceError
-from edge.events import CameraAnalytics
-from edge.events.lines import IN, OUT
+from edge.pipeline import CameraPipeline, scene_for, scene_state
 from edge.tools import report_errors
-from edge.tools.specs import build_detector, build_tracker, camera_specs, find_camera
+from edge.tools.specs import build_detector, camera_specs, find_camera
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     import numpy.typing as npt
 
     from edge.config import CameraConfig, Settings
-    from edge.events import LineSpec, ZoneSpec
+
+__all__ = ["Progress", "annotate", "main", "parser", "scene_for", "scene_state"]  # scene_*: pipeline's
 
 WALL_EPOCH = 1_700_000_000.0
 """Wall-clock time given to frame 1, so annotations of the same video are reproducible."""
@@ -83,42 +81,6 @@ class Progress:
             self.update(done, force=True)
             self._stream.write("\n")
             self._stream.flush()
-
-
-def scene_for(
-    camera: str,
-    lines: Sequence[LineSpec],
-    zones: Sequence[ZoneSpec],
-    class_names: Sequence[str],
-) -> Scene:
-    """The drawing geometry of a camera's analytics specs (in frame pixels)."""
-    anchors = [s.anchor for s in lines] + [z.anchor for z in zones]
-    return Scene(
-        camera,
-        lines=[
-            LineGeometry(
-                s.name,
-                (float(s.a[0]), float(s.a[1])),
-                (float(s.b[0]), float(s.b[1])),
-                labels=(s.label(IN), s.label(OUT)),
-            )
-            for s in lines
-        ],
-        zones=[ZoneGeometry(z.name, [(float(x), float(y)) for x, y in z.polygon]) for z in zones],
-        class_names=class_names,
-        # Trails follow the point the analytics test; with mixed anchors the first one configured.
-        anchor=anchors[0] if anchors else "bottom_center",
-    )
-
-
-def scene_state(analytics: CameraAnalytics, frame_no: int, fps: float | None) -> SceneState:
-    """The analytics' current totals (all classes summed) as the numbers drawn on a frame."""
-    return SceneState(
-        frame_no=frame_no,
-        fps=fps,
-        line_counts={name: (c.total(IN), c.total(OUT)) for name, c in analytics.lines.items()},
-        zone_occupancy={name: sum(z.occupancy().values()) for name, z in analytics.zones.items()},
-    )
 
 
 class _Reader:
@@ -225,11 +187,20 @@ def _annotate(args: argparse.Namespace, settings: Settings, camera: CameraConfig
     detector = build_detector(m, model_path)
     class_names = detector.class_names
     t = settings.tracker
-    tracker = build_tracker(t, fps, camera.name)
     lines, zones = camera_specs(camera, width, height, class_names)
-    analytics = CameraAnalytics(camera.name, lines, zones, run_id="annotate", class_names=class_names)
-    scene = scene_for(camera.name, lines, zones, class_names)
-    trails = TrailBuffer(max_tracks=min(t.max_tracks, 512))
+    pipeline = CameraPipeline(
+        camera.name,
+        lambda _w, _h: (lines, zones),
+        tracker=t,
+        class_names=class_names,
+        run_id="annotate",
+        frame_rate=fps,
+        trails=TrailBuffer(max_tracks=min(t.max_tracks, 512)),
+    )
+    analytics = pipeline.prepare((width, height))
+    scene, trails = pipeline.scene, pipeline.trails
+    assert scene is not None
+    assert trails is not None
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(args.out), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
@@ -254,13 +225,11 @@ def _annotate(args: argparse.Namespace, settings: Settings, camera: CameraConfig
             if not images:
                 break
             for image, dets in zip(images, detector.infer(images), strict=True):
-                tracked = tracker.update(dets)
-                removed = tracker.removed_ids()
                 ts = written / fps
-                analytics.update(tracked, removed, written + 1, WALL_EPOCH + ts, ts)
-                trails.remove(removed)
-                trails.add(tracked, scene.anchor)
-                scene.draw(image, tracked, scene_state(analytics, written + 1, fps), trails)
+                step = pipeline.step(
+                    dets, frame_no=written + 1, ts_wall=WALL_EPOCH + ts, ts_mono=ts, size=(width, height)
+                )
+                scene.draw(image, step.tracked, scene_state(analytics, written + 1, fps), trails)
                 writer.write(image)
                 written += 1
                 bar.update(written)

@@ -23,16 +23,17 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import EdgeError
-from edge.events import CameraAnalytics, LineSpec, ZoneSpec, new_run_id
+from edge.events import new_run_id
+from edge.pipeline import CameraPipeline, Sink
 from edge.tools import report_errors
-from edge.tools.specs import build_detector, build_tracker
+from edge.tools.specs import build_detector
 from edge.types import Detections
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
     from edge.config import Settings, TrackerConfig
-    from edge.events import Event
+    from edge.events import CameraAnalytics, Event, LineSpec, ZoneSpec
 
 WALL_EPOCH = 1_700_000_000.0
 """Wall-clock time given to frame 1 of a replay, so runs are reproducible byte for byte."""
@@ -105,21 +106,37 @@ def run(
     run_id: str = "replay",
     on_event: Callable[[Event], None] | None = None,
     progress: bool = False,
+    size: tuple[int, int] = (0, 0),
 ) -> CameraAnalytics:
-    """Feed frames through a fresh ByteTracker and CameraAnalytics; return the analytics at the end."""
-    bt = build_tracker(tracker, fps, camera)
-    analytics = CameraAnalytics(camera, lines, zones, run_id=run_id, class_names=class_names)
+    """Feed frames through the daemon's :class:`~edge.pipeline.CameraPipeline` (a fresh tracker and
+    analytics); return the analytics at the end. Frame ``n`` is stamped ``(n - 1) / fps`` seconds after
+    :data:`WALL_EPOCH`."""
+    pipeline = CameraPipeline(
+        camera,
+        lambda _w, _h: (lines, zones),
+        tracker=tracker,
+        class_names=class_names,
+        run_id=run_id,
+        sink=_EventCallback(on_event),
+        frame_rate=fps,
+    )
+    analytics = pipeline.prepare(size)
     bar = Progress(total, camera, enabled=progress)
     for i, (frame_no, dets) in enumerate(frames):
-        tracked = bt.update(dets)
         t = (frame_no - 1) / fps
-        events = analytics.update(tracked, bt.removed_ids(), frame_no, WALL_EPOCH + t, t)
-        if on_event is not None:
-            for e in events:
-                on_event(e)
+        pipeline.step(dets, frame_no=frame_no, ts_wall=WALL_EPOCH + t, ts_mono=t, size=size)
         bar.update(i + 1)
     bar.close()
     return analytics
+
+
+class _EventCallback(Sink):
+    def __init__(self, on_event: Callable[[Event], None] | None) -> None:
+        self._on_event = on_event
+
+    def event(self, event: Event) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
 
 
 def count_table(analytics: CameraAnalytics, class_names: Sequence[str] = ()) -> str:

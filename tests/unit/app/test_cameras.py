@@ -1,23 +1,19 @@
-"""The daemon's batching view of the cameras: newest frame per camera, fair across cameras, bounded wait."""
+"""The detector's view of the cameras: newest frame per camera, fair across cameras, bounded wait."""
 
 from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-from edge.app import App, CameraRuntime
+from edge.cameras import CameraSet
 from edge.capture import FrameNotifier
-from edge.config import load_settings
 from edge.types import Frame
-
-EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "example.yaml"
 
 
 class FakeCapture:
-    """The part of Capture the batching reads: a latest-frame slot."""
+    """The part of Capture the camera set reads: a latest-frame slot."""
 
     def __init__(self, camera: str, notifier: FrameNotifier) -> None:
         self.camera = camera
@@ -35,52 +31,56 @@ class FakeCapture:
         return frame
 
 
-def _app(names: list[str]) -> tuple[App, dict[str, FakeCapture]]:
-    app = App(load_settings(EXAMPLE, check_model_classes=False))
-    cam_cfg = app.settings.cameras[0]
+def _cameras(names: list[str]) -> tuple[CameraSet, dict[str, FakeCapture]]:
+    notifier = FrameNotifier()
+    cameras = CameraSet(notifier)
     fakes = {}
     for name in names:
-        fake = FakeCapture(name, app.frame_notifier)
-        fakes[name] = fake
-        app.cameras[name] = CameraRuntime(cfg=cam_cfg.model_copy(update={"name": name}), capture=fake)  # type: ignore[arg-type]
-    return app, fakes
+        fakes[name] = FakeCapture(name, notifier)
+        cameras.add(name, fakes[name])
+    return cameras, fakes
 
 
 def test_one_frame_per_camera_and_at_most_max_n() -> None:
-    app, fakes = _app(["a", "b", "c"])
+    cameras, fakes = _cameras(["a", "b", "c"])
     for f in fakes.values():
         f.offer()
-    batch = app.take_frames(2, 0.005)
+    batch = cameras.take(2, 0.005)
     assert len(batch) == 2
     assert len({f.camera for f in batch}) == 2
-    rest = app.take_frames(4, 0.005)
+    rest = cameras.take(4, 0.005)
     assert [f.camera for f in rest] == [c for c in "abc" if c not in {f.camera for f in batch}]
 
 
 def test_round_robin_start_is_fair() -> None:
-    app, fakes = _app(["a", "b", "c"])
+    cameras, fakes = _cameras(["a", "b", "c"])
     first = []
     for _ in range(3):
         for f in fakes.values():
             f.offer()
-        first.append(app.take_frames(1, 0.0)[0].camera)
+        first.append(cameras.take(1, 0.0)[0].camera)
         for f in fakes.values():
             f.slot = None
     assert sorted(first) == ["a", "b", "c"]
 
 
 def test_waits_for_a_late_camera_within_the_batch_window() -> None:
-    app, fakes = _app(["a", "b"])
+    cameras, fakes = _cameras(["a", "b"])
     fakes["a"].offer()
     timer = threading.Timer(0.02, fakes["b"].offer)
     timer.start()
-    batch = app.take_frames(2, 0.5)
+    batch = cameras.take(2, 0.5)
     timer.join()
     assert sorted(f.camera for f in batch) == ["a", "b"]
 
 
 def test_idle_returns_empty_after_a_bounded_wait() -> None:
-    app, _ = _app(["a"])
+    cameras, _ = _cameras(["a"])
     t0 = time.monotonic()
-    assert app.take_frames(4, 0.005) == []
+    assert cameras.take(4, 0.005) == []
     assert time.monotonic() - t0 < 1.0
+
+
+def test_no_camera_returns_empty_after_the_idle_wait() -> None:
+    cameras = CameraSet(FrameNotifier(), idle_wait_s=0.01)
+    assert cameras.take(4, 0.0) == []
