@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from edge.backoff import Backoff
 from edge.capture import (
     CONNECTING,
     OFFLINE,
@@ -23,7 +24,6 @@ from edge.capture import (
     Capture,
     FpsCap,
     FrameNotifier,
-    backoff_delay,
     source_kind,
 )
 from edge.metrics import Metrics
@@ -106,30 +106,6 @@ def wait_for(predicate: object, timeout: float = 5.0) -> bool:
 )
 def test_source_kind(source: str, kind: str) -> None:
     assert source_kind(source) == kind
-
-
-@pytest.mark.parametrize(
-    ("attempt", "base", "cap", "ceiling"),
-    [
-        (0, 0.5, 30.0, 0.5),
-        (1, 0.5, 30.0, 1.0),
-        (3, 0.5, 30.0, 4.0),
-        (6, 0.5, 30.0, 30.0),
-        (500, 0.5, 30.0, 30.0),
-        (4, 0.2, 1.0, 1.0),
-    ],
-)
-def test_backoff_is_full_jitter_below_the_capped_ceiling(
-    attempt: int, base: float, cap: float, ceiling: float
-) -> None:
-    rng = random.Random(7)
-    delays = [backoff_delay(attempt, base, cap, rng) for _ in range(2000)]
-    assert min(delays) >= 0.0
-    assert max(delays) <= ceiling
-    # Full jitter: spread over the whole range, not clustered at the ceiling.
-    assert max(delays) > 0.95 * ceiling
-    assert min(delays) < 0.05 * ceiling
-    assert abs(float(np.mean(delays)) - ceiling / 2) < 0.05 * ceiling
 
 
 @pytest.mark.parametrize(
@@ -274,9 +250,9 @@ def test_backoff_grows_while_failing() -> None:
     assert wait_for(lambda: len(opens) >= 9)
     cap.stop(1.0)
     gaps = np.diff(opens)[:8]
-    # Same seed, same formula: the thread waited backoff_delay(0), backoff_delay(1), ... in turn.
-    replay = random.Random(3)
-    want = np.array([backoff_delay(i, 0.01, 0.16, replay) for i in range(8)])
+    # Same seed, same policy: the thread waited the delays of edge.backoff.Backoff in turn.
+    replay = Backoff(0.01, 0.16, rng=random.Random(3))
+    want = np.array([replay.next() for _ in range(8)])
     assert np.all(gaps >= want - 0.002)
     assert np.all(gaps <= want + 0.2)  # scheduling slack on a loaded machine
 
@@ -433,7 +409,7 @@ def test_read_timeout_never_exceeds_stall_timeout() -> None:
 
 
 def test_options_gate_lets_same_transport_opens_overlap_and_serialises_others() -> None:
-    from edge.capture import _OptionsGate
+    from edge.capture_slot import OptionsGate as _OptionsGate
 
     gate = _OptionsGate()
     stop = threading.Event()
