@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edge import __version__
 from edge.errors import ConfigError, EdgeError
+from edge.lifecycle import EarlySignals
 
 log = logging.getLogger("edge")
 
@@ -93,10 +94,10 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _cmd_run(args: argparse.Namespace, early: EarlySignals | None = None) -> int:
     from edge.app import run_daemon  # noqa: PLC0415 - loads onnxruntime, numba, cv2
 
-    return run_daemon(Path(args.config), print_events=args.print_events)
+    return run_daemon(Path(args.config), print_events=args.print_events, early_signals=early)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,13 +159,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         target: Callable[[list[str]], int] = getattr(importlib.import_module(module), func)
         return _run_guarded(lambda: target(args_list[1:]))
 
+    early: EarlySignals | None = None
+    if first == "run":
+        # Before anything slow (the imports below take seconds): a SIGTERM or SIGHUP during startup must
+        # not take the default action, which kills the process.
+        early = EarlySignals()
+        early.install()
     parser = build_parser()
     args = parser.parse_args(args_list)
+    if early is not None:
+        return _run_guarded(lambda: _setup_and_run(args, early))
     from edge.logs import setup_logging  # noqa: PLC0415
 
     setup_logging(args.log_level)
     result: int = _run_guarded(lambda: int(args.func(args)))
     return result
+
+
+def _setup_and_run(args: argparse.Namespace, early: EarlySignals) -> int:
+    from edge.logs import setup_logging  # noqa: PLC0415
+
+    setup_logging(args.log_level)
+    return _cmd_run(args, early)
 
 
 if __name__ == "__main__":

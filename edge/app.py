@@ -385,6 +385,7 @@ class App:
         if pipeline is None or self.runner is None:
             log.warning("reset for unknown line camera=%s line=%s ignored", camera, line)
             return
+
         def reset() -> None:
             pipeline.reset_line(line)  # warns itself about a line it does not have
 

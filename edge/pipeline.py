@@ -376,9 +376,7 @@ class CameraPipeline:
         """The newest snapshot (any thread); ``None`` until a frame was processed while watched."""
         return self._view
 
-    def _snapshot(
-        self, image: npt.NDArray[np.uint8], tracked: Detections, frame_no: int, now: float
-    ) -> None:
+    def _snapshot(self, image: npt.NDArray[np.uint8], tracked: Detections, frame_no: int, now: float) -> None:
         assert self.analytics is not None
         assert self.scene is not None
         state = scene_state(self.analytics, frame_no, self.fps.current(now))
