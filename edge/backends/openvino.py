@@ -12,9 +12,10 @@ Three choices are made here, each for a measured reason:
   Runtime. The precision really used is read back from the compiled model.
 - **The compiled model is cached** in ``cache_dir`` (OpenVINO ``CACHE_DIR``): the first start compiles
   (seconds), later starts load the blob.
-- **Batch splitting across streams** (``streams > 1``): a batch of ``n`` frames is cut into up to
-  ``streams`` parts that run at once on OpenVINO's CPU streams. One stream (the default) runs the whole
-  batch as one request on all cores.
+- **Batch splitting across streams** (``streams > 1``): a second compilation with OpenVINO's throughput
+  hint and ``streams`` streams runs batches of two or more frames, cut into up to ``streams`` parts that
+  run at once (an asynchronous infer queue). A single frame still runs on the latency compilation, on all
+  cores, because on one stream it would get only that stream's share of them.
 """
 
 from __future__ import annotations
@@ -91,9 +92,9 @@ class OpenVINOBackend:
             compiles again (seconds on a small CPU).
         threads: CPU inference threads (``INFERENCE_NUM_THREADS``); ``None`` = all cores. Fewer leave
             cores for decoding and tracking.
-        streams: parallel inference streams a batch is split across. 1 runs each batch as one request
-            (lowest latency, best when batches are small); more raise throughput of larger batches on
-            machines with many cores, and slow batch 1, which runs on one stream's share of the cores.
+        streams: parallel inference streams a batch of two or more is split across. 1 runs each batch as
+            one request on all cores; more can raise the throughput of larger batches (measured in
+            docs/benchmarks.md) at the cost of a second compiled copy of the model in memory.
         core: an ``openvino.Core`` to compile with (tests and benchmarks share one); ``None`` makes one.
 
     :meth:`run` is for one caller at a time (the detector thread).
@@ -146,11 +147,9 @@ class OpenVINOBackend:
         model.reshape({info.input_name: ov.PartialShape([batch_dim, 3, h, w])})
 
         config: dict[str, Any] = {
-            "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
+            "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": PRECISIONS[wanted],
         }
-        if streams > 1:
-            config["NUM_STREAMS"] = str(streams)
         if threads is not None and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
         if cache_dir is not None:
@@ -159,24 +158,38 @@ class OpenVINOBackend:
             except OSError as exc:
                 raise ModelError(f"OpenVINO cache {cache_dir}: cannot be created ({exc.strerror})") from exc
             config["CACHE_DIR"] = str(cache_dir)
-        try:
-            self._compiled = self._core.compile_model(model, device, config)
-        except Exception as exc:
-            msg = f"model {self.model_path}: OpenVINO cannot compile it for {device} at {wanted} ({exc})"
-            raise ModelError(msg) from exc
+        self._compiled = self._compile(model, device, config, wanted)
+        self._split: Any = None
+        if streams > 1 and self.max_batch > 1:
+            split_config = {**config, "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": str(streams)}
+            self._split = self._compile(model, device, split_config, wanted)
 
         self.device: str = self._read_device(device)
         """The device that really runs (``AUTO`` resolved), e.g. ``CPU``."""
         self.precision: str = self._read_precision(wanted)
         """The precision the compiled model really uses (read back, not what was asked)."""
         self.streams = streams
-        self._requests = [self._compiled.create_infer_request() for _ in range(streams)]
-        self._output = self._compiled.outputs[0]
+        self._request = self._compiled.create_infer_request()
+        self._split_requests = (
+            [self._split.create_infer_request() for _ in range(streams)] if self._split is not None else []
+        )
+
+    def _compile(self, model: Any, device: str, config: dict[str, Any], precision: str) -> Any:
+        try:
+            return self._core.compile_model(model, device, config)
+        except Exception as exc:
+            msg = f"model {self.model_path}: OpenVINO cannot compile it for {device} at {precision} ({exc})"
+            raise ModelError(msg) from exc
 
     @property
     def compiled(self) -> Any:
         """The ``openvino.CompiledModel`` (for benchmarks that time bare infer requests on it)."""
         return self._compiled
+
+    @property
+    def split_compiled(self) -> Any:
+        """The throughput compilation batches of two or more are split across, or ``None``."""
+        return self._split
 
     def _read_device(self, asked: str) -> str:
         try:
@@ -199,23 +212,23 @@ class OpenVINOBackend:
         The result is a fresh array (not OpenVINO's request buffer), so it stays valid while the next
         batch runs.
         """
-        n = batch.shape[0]
-        parts = min(n, self.streams)
-        if parts == 1:
-            request = self._requests[0]
+        parts = min(batch.shape[0], len(self._split_requests))
+        if parts <= 1:
+            request = self._request
             request.infer({0: batch}, share_inputs=True, share_outputs=True)
-            out: npt.NDArray[np.float32] = np.array(request.get_tensor(self._output).data, copy=True)
+            out: npt.NDArray[np.float32] = np.array(request.get_output_tensor(0).data, copy=True)
             return out
         chunks = np.array_split(batch, parts)
-        for request, chunk in zip(self._requests, chunks, strict=False):
+        requests = self._split_requests[:parts]
+        for request, chunk in zip(requests, chunks, strict=True):
             request.start_async({0: chunk}, share_inputs=True)
-        outs = []
-        for request in self._requests[:parts]:
+        for request in requests:
             request.wait()
-            outs.append(request.get_tensor(self._output).data)
-        return np.concatenate(outs, axis=0)
+        return np.concatenate([r.get_output_tensor(0).data for r in requests], axis=0)
 
     def close(self) -> None:
         """Release the infer requests and the compiled model (its memory goes with the last reference)."""
-        self._requests = []
+        self._request = None
+        self._split_requests = []
         self._compiled = None
+        self._split = None

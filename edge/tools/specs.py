@@ -77,8 +77,10 @@ def build_detector(
     *,
     metrics: Metrics | None = None,
     trt_cache_dir: Path | None = None,
+    openvino_cache_dir: Path | None = None,
 ) -> Detector:
-    """The detector a config describes (the model's own class filter applied inside it)."""
+    """The detector a config describes (the model's own class filter applied inside it); the daemon keeps
+    its TensorRT and OpenVINO caches in the state directory, tools in ``$XDG_CACHE_HOME/edge``."""
     from edge.detector import Detector  # noqa: PLC0415 - loads onnxruntime
 
     return Detector(
@@ -93,6 +95,10 @@ def build_detector(
         labels_file=Path(model.labels_file) if model.labels_file else None,
         metrics=metrics,
         max_batch=max(1, model.batch_size),
+        backend=model.backend,
+        device=model.device,
+        precision=model.precision,
+        openvino_cache_dir=openvino_cache_dir,
     )
 
 
