@@ -45,7 +45,14 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pydantic import SecretStr
 
 from edge.clock import Clock, SystemClock
-from edge.discovery import AVAILABLE, NOT_AVAILABLE, CameraSpec, discovery_configs
+from edge.discovery import (
+    AVAILABLE,
+    EMPTY_ZONE_STATE,
+    NOT_AVAILABLE,
+    CameraSpec,
+    DiscoveryLedger,
+    discovery_configs,
+)
 from edge.errors import PublishError
 
 if TYPE_CHECKING:
@@ -249,6 +256,9 @@ class Publisher:
         if max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
         self.topics = Topics(topic_prefix, node)
+        # What this node declared to Home Assistant, so removed entities are cleared (reload and restart).
+        self._ha = DiscoveryLedger(self.topics, ha_prefix)
+        self._zone_topics: dict[str, None] = {}  # republished empty on a clean stop
         self.node = node
         self.host = host
         self.port = port
@@ -316,6 +326,9 @@ class Publisher:
         if self._thread is None:
             self._close_wake()
             return
+        # Nobody is watched any more: a retained occupancy would say otherwise to every later subscriber.
+        for topic in list(self._zone_topics):
+            self._set_retained(topic, _json(EMPTY_ZONE_STATE))
         deadline = self._clock.monotonic() + flush_timeout
         while self.outbox.depth > 0 and self._thread.is_alive():
             remaining = deadline - self._clock.monotonic()
@@ -363,14 +376,21 @@ class Publisher:
 
     def set_zone_state(self, camera: str, zone: str, payload: dict[str, Any]) -> None:
         """Retained zone occupancy, ``{"occupancy": {"<class>": n}, ...}`` plus any extra fields."""
-        self._set_retained(self.topics.zone_state(camera, zone), _json(payload))
+        topic = self.topics.zone_state(camera, zone)
+        self._zone_topics[topic] = None
+        self._set_retained(topic, _json(payload))
+
+    def set_snapshot(self, camera: str, jpeg: bytes) -> None:
+        """Retained JPEG of the camera's latest event (Home Assistant image entity); safe from any thread."""
+        self._set_retained(self.topics.snapshot(camera), jpeg)
 
     def declare_discovery(self, cameras: Sequence[CameraSpec]) -> None:
-        """Publish (retained) Home Assistant discovery configs for these cameras' lines and zones."""
-        if not self.ha_discovery:
-            return
-        for topic, payload in discovery_configs(self.topics, cameras, self.ha_prefix):
-            self._set_retained(topic, _json(payload))
+        """Publish (retained) Home Assistant discovery configs for these cameras, and an empty config for
+        every entity declared before (by this run, or one the broker still holds) that is not any more:
+        Home Assistant deletes those. With ``ha_discovery`` off, every earlier config is cleared."""
+        configs = discovery_configs(self.topics, cameras, self.ha_prefix) if self.ha_discovery else []
+        for topic, payload in self._ha.declare((t, _json(p)) for t, p in configs):
+            self._set_retained(topic, payload)
 
     # -- loop-thread helpers -----------------------------------------------------------------------------
 
@@ -570,6 +590,7 @@ class Publisher:
                     return
                 if stop_deadline is None:
                     stop_deadline = self._clock.monotonic() + min(self.connect_timeout, 2.0)
+                    self._send_retained(client)  # set just before stop (empty zones): ahead of "offline"
                     info = client.publish(self.topics.availability, NOT_AVAILABLE, qos=1, retain=True)
                     conn.offline_mid = info.mid
                 if conn.offline_acked or self._clock.monotonic() > stop_deadline:
@@ -621,6 +642,7 @@ class Publisher:
         self._note_state("connected", logging.INFO, "MQTT connected to %s:%d", self.host, self.port)
         client.publish(self.topics.availability, AVAILABLE, qos=1, retain=True)
         client.subscribe(self.topics.reset_filter, qos=1)
+        client.subscribe(self._ha.filter, qos=1)  # our retained discovery configs come back: see _on_message
         # The broker may have lost retained messages (restart without persistence): send them all again.
         with self._state_lock:
             self._dirty = dict.fromkeys(self._retained)
@@ -676,6 +698,12 @@ class Publisher:
         self._acked(row_id, camera, failure=str(reason) if reason.is_failure else None)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self._ha.owns(message.topic):
+            # A config an earlier run declared: cleared if the current config no longer has that entity.
+            if message.retain and self._ha.seen(message.topic, bytes(message.payload)):
+                log.info("removing Home Assistant entity %s: no longer in the config", message.topic)
+                self._set_retained(message.topic, b"")
+            return
         if message.retain:
             # A retained command would zero the counters again at every restart; commands must be fresh.
             log.warning(
