@@ -42,7 +42,7 @@ from edge.sinks import BusSink, FanOut, PrintSink, PublisherSink
 from edge.systemd import Notifier, WatchdogPinger
 from edge.tools.specs import build_detector
 from edge.web import CameraInfo, WebServer, health_from_cameras
-from edge.wiring import build_capture, build_outbox, build_publisher, discovery_specs
+from edge.wiring import build_capture, build_outbox, build_publisher, build_snapshots, discovery_specs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from edge.config import CameraConfig
     from edge.detector import BatchingDetector, Detector
     from edge.publisher import Publisher
+    from edge.snapshots import SnapshotEncoder
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class App:
         self.runner: PipelineRunner | None = None
         self.batcher: BatchingDetector | None = None
         self.publisher: Publisher | None = None
+        self.snapshots: SnapshotEncoder | None = None
         self.web: WebServer | None = None
         self._render_locks: dict[str, threading.Lock] = {}
         self._jpeg_cache: dict[str, tuple[object, bytes]] = {}
@@ -200,6 +202,12 @@ class App:
             bus = TracksBus(t.endpoint, fmt=t.format, hwm=t.hwm, metrics=self.metrics)
             stack.callback(bus.close)
             sinks.append(BusSink(bus))
+        snapshots = build_snapshots(s, self.publisher, metrics=self.metrics, clock=self.clock)
+        if snapshots is not None:  # stops after the pipeline thread and before the publisher
+            self.snapshots, snapshot_sink = snapshots
+            self.snapshots.start()
+            stack.push_async_callback(self._in_thread, self.snapshots.stop, 2.0)
+            sinks.append(snapshot_sink)
         self._build_cameras(FanOut(sinks), store)
         self.runner = PipelineRunner(
             self.pipelines,
@@ -306,6 +314,7 @@ class App:
             metrics=self.metrics,
             trt_cache_dir=self.state_dir / "tensorrt",
             openvino_cache_dir=self.state_dir / "openvino",
+            config_dir=config_dir,
         )
 
     def _build_cameras(self, sink: Sink, store: CounterStore) -> None:
@@ -367,6 +376,7 @@ class App:
             cameras_info=self.camera_infos,
             jpeg_source=self.jpeg,
             geometry=self.geometry,
+            event_snapshot=lambda camera: self.snapshots.latest(camera) if self.snapshots else None,
         )
 
     # ------------------------------------------------------------------------------------------------

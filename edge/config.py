@@ -454,11 +454,43 @@ def read_model_class_names(path: Path) -> list[str] | None:
     return parse_names_metadata(names) if names else None
 
 
+def resolve_labels_path(labels_file: str, config_dir: Path | None = None) -> Path:
+    """Where a configured ``labels_file`` is: relative to the config file's folder, else as given."""
+    p = Path(labels_file).expanduser()
+    if p.is_absolute() or config_dir is None or not (config_dir / p).exists():
+        return p
+    return config_dir / p
+
+
+def read_labels_file(path: Path) -> list[str]:
+    """Class names, one per non-empty line (index = class id); ``OSError`` when it cannot be read."""
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def model_class_names(model: ModelConfig, config_dir: Path | None = None) -> tuple[list[str] | None, str]:
+    """The class names the detector will use, and where they come from (for messages).
+
+    The one rule, shared by config validation, ``edge check-config``'s lint and the daemon: the
+    ``labels_file`` when one is set, else the model's ``names`` metadata. ``None`` when they cannot be
+    read (the detector then reports why, with the model's path).
+    """
+    if model.labels_file:
+        path = resolve_labels_path(model.labels_file, config_dir)
+        try:
+            return read_labels_file(path) or None, f"labels_file {path}"
+        except OSError:
+            return None, f"labels_file {path}"
+    path = resolve_model_path(model.path, config_dir)
+    return read_model_class_names(path), f"model {path}"
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Loading with line numbers (the YAML and error machinery is in edge.config_errors)
 
 
-def _semantic_problems(settings: Settings, tree: Any, class_names: Sequence[str]) -> list[ConfigProblem]:
+def _semantic_problems(
+    settings: Settings, tree: Any, class_names: Sequence[str], names_from: str = "COCO"
+) -> list[ConfigProblem]:
     """Checks that need more than one field: duplicates, class names, threshold order, coordinate range."""
     problems: list[ConfigProblem] = []
 
@@ -472,7 +504,8 @@ def _semantic_problems(settings: Settings, tree: Any, class_names: Sequence[str]
                 if not 0 <= c < len(class_names):
                     add([*loc, i], c, f"class id out of range 0..{len(class_names) - 1}")
             elif c not in class_names:
-                add([*loc, i], c, "unknown class name for this model (see `edge check-config --classes`)")
+                shown = ", ".join(class_names[:20]) + (", ..." if len(class_names) > 20 else "")
+                add([*loc, i], c, f"unknown class name; the classes of {names_from} are: {shown}")
 
     seen_cams: dict[str, int] = {}
     for ci, cam in enumerate(settings.cameras):
@@ -548,10 +581,20 @@ def load_settings(
         raise ConfigError(_problems_from_validation(err, tree, env_keys), str(path)) from None
 
     class_names: Sequence[str] = COCO_CLASSES
+    names_from = "the COCO model"
+    problems: list[ConfigProblem] = []
     if check_model_classes:
-        model_path = resolve_model_path(settings.model.path, path.parent)
-        class_names = read_model_class_names(model_path) or COCO_CLASSES
-    problems = _semantic_problems(settings, tree, class_names)
+        names, names_from = model_class_names(settings.model, path.parent)
+        if names is not None:
+            class_names = names
+        elif not settings.model.labels_file:
+            names_from = "COCO (the model has no names metadata)"
+        else:
+            _, line = _locate(tree, ["model", "labels_file"])
+            reason = f"cannot be read, or has no class names (one per line expected): {names_from}"
+            problems.append(ConfigProblem("model.labels_file", line, settings.model.labels_file, reason))
+    if not problems:
+        problems = _semantic_problems(settings, tree, class_names, names_from)
     if problems:
         raise ConfigError(problems, str(path))
     return settings

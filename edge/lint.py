@@ -9,7 +9,7 @@ from edge.config import (
     COCO_CLASSES,
     CameraConfig,
     Settings,
-    read_model_class_names,
+    model_class_names,
     resolve_model_path,
     to_pixels,
 )
@@ -45,7 +45,7 @@ def lint_settings(settings: Settings, config_path: Path) -> list[str]:
     if not model_path.is_file():
         warnings.append(f"model.path: model file {model_path} not found (see models/README.md)")
     else:
-        names = read_model_class_names(model_path) or names
+        names = model_class_names(settings.model, config_path.parent)[0] or names
     model_classes = settings.model.classes
     kept = None if model_classes is None else {c if isinstance(c, str) else names[c] for c in model_classes}
     for ci, cam in enumerate(settings.cameras):

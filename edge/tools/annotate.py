@@ -184,7 +184,7 @@ def _annotate(args: argparse.Namespace, settings: Settings, camera: CameraConfig
     m = settings.model
     model_path = args.model if args.model is not None else resolve_model_path(m.path, args.config.parent)
     batch = max(1, m.batch_size)
-    detector = build_detector(m, model_path)
+    detector = build_detector(m, model_path, config_dir=args.config.parent)
     class_names = detector.class_names
     t = settings.tracker
     lines, zones = camera_specs(camera, width, height, class_names)

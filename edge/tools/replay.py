@@ -304,7 +304,8 @@ def _replay_video(
     height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     m = settings.model
     batch = max(1, m.batch_size)
-    detector = build_detector(m, resolve_model_path(m.path, args.config.parent))
+    config_dir = args.config.parent
+    detector = build_detector(m, resolve_model_path(m.path, config_dir), config_dir=config_dir)
     class_names = detector.class_names
     lines, zones = camera_specs(camera, width, height, class_names)
 

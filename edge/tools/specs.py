@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.config import class_ids, to_pixels
+from edge.config import class_ids, resolve_labels_path, to_pixels
 from edge.events import LineSpec, ZoneSpec
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ def build_detector(
     metrics: Metrics | None = None,
     trt_cache_dir: Path | None = None,
     openvino_cache_dir: Path | None = None,
+    config_dir: Path | None = None,
 ) -> Detector:
     """The detector a config describes (the model's own class filter applied inside it); the daemon keeps
     its TensorRT and OpenVINO caches in the state directory, tools in ``$XDG_CACHE_HOME/edge``."""
@@ -92,7 +93,8 @@ def build_detector(
         max_det=model.max_detections,
         intra_op_threads=model.intra_op_threads,
         trt_cache_dir=Path(model.trt_cache_dir) if model.trt_cache_dir else trt_cache_dir,
-        labels_file=Path(model.labels_file) if model.labels_file else None,
+        # Found as config validation finds it, so the names checked there are the names used here.
+        labels_file=resolve_labels_path(model.labels_file, config_dir) if model.labels_file else None,
         metrics=metrics,
         max_batch=max(1, model.batch_size),
         backend=model.backend,

@@ -6,7 +6,8 @@ line, a defined exit code, no traceback and no READY=1 (systemd must not think a
 - a model whose warm-up fails (its real output shape differs from the declared one): exit 69 < 5 s;
 - the metrics port already taken: exit 69 < 5 s;
 - SIGTERM 0.5 s after launch: exit 0, no READY;
-- SIGHUP 0.2 s after launch: no death, READY, then SIGTERM exits 0.
+- SIGHUP 0.2 s after launch: no death, READY, then SIGTERM exits 0;
+- a model with custom class names in a ``labels_file`` validates and runs.
 """
 
 from __future__ import annotations
@@ -161,3 +162,30 @@ def test_sighup_during_startup_does_not_kill_and_the_daemon_starts(
     assert code == 0, err
     assert "Traceback" not in err, err
     assert "reload: configuration applied" in err
+
+
+def test_custom_class_names_from_a_labels_file_run(tmp_path: Path, notify: NotifySocket) -> None:
+    from edge.config import COCO_CLASSES
+
+    model = require(models_dir() / "yolo11n_320.onnx", "yolo11n_320.onnx")
+    (tmp_path / "labels.txt").write_text("\n".join(["worker", *COCO_CLASSES[1:]]), encoding="utf-8")
+    config = _config(
+        tmp_path / "edge.yaml",
+        model=model,
+        extra_model=", classes: [worker], labels_file: labels.txt",
+        classes="[worker]",
+    )
+    proc = _launch(config, notify)
+    try:
+        assert notify.wait_for("READY=1", timeout_s=60), proc.poll()
+        time.sleep(2.0)  # frames flow through the detector and the pipeline
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        code, err = _finish(proc, timeout_s=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert code == 0, err
+    assert not _errors(err), err
+    assert "classes=80" in err
