@@ -74,6 +74,11 @@ class Sink:
     def zone_state(self, camera: str, zone: str, state: ZoneState) -> None:
         """A zone's occupancy after it changed."""
 
+    def snapshot(
+        self, camera: str, image: npt.NDArray[np.uint8], events: Sequence[Event], ts_mono: float
+    ) -> None:
+        """A frame that produced events, after them (``image`` is the capture's, not a copy: read only)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
@@ -253,7 +258,8 @@ class CameraPipeline:
         """Track ``dets`` (one frame of ``size`` = (width, height)), run lines and zones, hand the output on.
 
         ``ts_mono`` is also the clock of the fps meter and of the view hold; ``image`` is kept (not
-        copied) for the debug view only while somebody watches.
+        copied) for the debug view only while somebody watches, and goes to the sink's ``snapshot`` with
+        the events of a frame that has any.
         """
         analytics = self.prepare(size)
         assert self.tracker is not None
@@ -264,6 +270,8 @@ class CameraPipeline:
         zones_changed = self._zone_changes()
         self.sink.tracks(self.camera, frame_no, ts_wall, tracked)
         self._commit(events, lines_changed, zones_changed)
+        if events and image is not None:
+            self.sink.snapshot(self.camera, image, events, ts_mono)
         if self.trails is not None:
             self.trails.add(tracked, self.scene.anchor if self.scene is not None else "bottom_center")
             if len(removed):

@@ -10,13 +10,18 @@ from __future__ import annotations
 from typing import IO, TYPE_CHECKING
 
 from edge.pipeline import LineState, Sink, ZoneState
+from edge.snapshots import SnapshotRequest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping, Sequence
+
+    import numpy as np
+    import numpy.typing as npt
 
     from edge.bus import TracksBus
     from edge.events import Event
     from edge.publisher import Publisher
+    from edge.snapshots import SnapshotEncoder, SnapshotOptions
     from edge.types import Detections
 
 
@@ -42,6 +47,12 @@ class FanOut(Sink):
         for s in self.sinks:
             s.zone_state(camera, zone, state)
 
+    def snapshot(
+        self, camera: str, image: npt.NDArray[np.uint8], events: Sequence[Event], ts_mono: float
+    ) -> None:
+        for s in self.sinks:
+            s.snapshot(camera, image, events, ts_mono)
+
 
 class PublisherSink(Sink):
     """Events into the MQTT outbox (durable), line and zone states as retained messages."""
@@ -57,6 +68,26 @@ class PublisherSink(Sink):
 
     def zone_state(self, camera: str, zone: str, state: ZoneState) -> None:
         self.publisher.set_zone_state(camera, zone, dict(state))
+
+
+class SnapshotSink(Sink):
+    """Frames with events to the snapshot encoder's thread (it never blocks: when behind, it drops and
+    counts). ``options``: per camera name, how its snapshots look; cameras not in it get none."""
+
+    def __init__(self, encoder: SnapshotEncoder, options: Mapping[str, SnapshotOptions]) -> None:
+        self.encoder = encoder
+        self.options = options
+
+    def snapshot(
+        self, camera: str, image: npt.NDArray[np.uint8], events: Sequence[Event], ts_mono: float
+    ) -> None:
+        options = self.options.get(camera)
+        if options is None:
+            return
+        boxes = tuple(ev.bbox for ev in events)
+        labels = tuple(ev.class_name for ev in events)
+        ids = tuple(ev.event_id for ev in events)
+        self.encoder.submit(SnapshotRequest(camera, image, boxes, labels, options, ts_mono, ids))
 
 
 class BusSink(Sink):

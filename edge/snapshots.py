@@ -66,7 +66,8 @@ class SnapshotRequest:
     """One frame with the boxes of the events it produced.
 
     ``boxes``: ``(x1, y1, x2, y2)`` in frame pixels, one per event; ``labels``: text drawn at each box
-    (class names); ``captured_mono``: the frame's capture time, for the latency metric.
+    (class names); ``captured_mono``: the frame's capture time, for the latency metric; ``event_ids``:
+    written into the JPEG's comment, so a consumer can tell which events a snapshot shows.
     """
 
     camera: str
@@ -75,6 +76,7 @@ class SnapshotRequest:
     labels: tuple[str, ...]
     options: SnapshotOptions
     captured_mono: float = 0.0
+    event_ids: tuple[str, ...] = ()
 
 
 def _crop_region(
@@ -89,6 +91,20 @@ def _crop_region(
     left, top = max(0, int(cx - w / 2.0)), max(0, int(cy - h / 2.0))
     right, bottom = min(width, int(np.ceil(cx + w / 2.0))), min(height, int(np.ceil(cy + h / 2.0)))
     return left, top, max(right, left + 1), max(bottom, top + 1)
+
+
+def with_comment(jpeg: bytes, text: str) -> bytes:
+    """``jpeg`` with a COM segment holding ``text`` (ASCII, cut to fit one segment) right after SOI."""
+    data = text.encode("ascii", "replace")[:65000]
+    return jpeg[:2] + b"\xff\xfe" + (len(data) + 2).to_bytes(2, "big") + data + jpeg[2:]
+
+
+def jpeg_comment(jpeg: bytes) -> str | None:
+    """The text of the COM segment :func:`with_comment` wrote, if ``jpeg`` starts with one."""
+    if jpeg[2:4] != b"\xff\xfe":
+        return None
+    size = int.from_bytes(jpeg[4:6], "big")
+    return jpeg[6 : 4 + size].decode("ascii", "replace")
 
 
 def render_snapshot(
@@ -226,6 +242,8 @@ class SnapshotEncoder:
                     return  # stopping, and everything queued is done
                 request = self._queue.popleft()
             data = render_snapshot(request.image, request.boxes, request.labels, request.options)
+            if request.event_ids:
+                data = with_comment(data, "edge events: " + " ".join(request.event_ids))
             self._latest[request.camera] = data  # one bytes object per camera: a dict store is atomic
             if self.publish is not None:
                 self.publish(request.camera, data)

@@ -10,6 +10,8 @@ from edge.capture import Capture
 from edge.discovery import CameraSpec, debug_view_url, ha_cameras
 from edge.outbox import Outbox
 from edge.publisher import Publisher
+from edge.sinks import SnapshotSink
+from edge.snapshots import SnapshotEncoder
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -88,6 +90,19 @@ def build_publisher(
         metrics=metrics,
         clock=clock,
     )
+
+
+def build_snapshots(
+    settings: Settings, publisher: Publisher | None, *, metrics: Metrics, clock: Clock
+) -> tuple[SnapshotEncoder, SnapshotSink] | None:
+    """The event snapshot encoder (not started) and the sink that feeds it; ``None`` when no enabled
+    camera has snapshots on. Each JPEG goes to the publisher (retained ``<camera>/snapshot``) if any."""
+    options = {c.name: c.snapshots for c in settings.cameras if c.enabled and c.snapshots.enabled}
+    if not options:
+        return None
+    publish = publisher.set_snapshot if publisher is not None else None
+    encoder = SnapshotEncoder(publish, metrics=metrics, clock=clock)
+    return encoder, SnapshotSink(encoder, options)
 
 
 def discovery_specs(settings: Settings, class_names: Sequence[str]) -> list[CameraSpec]:

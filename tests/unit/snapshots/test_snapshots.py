@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from edge.metrics import Metrics
-from edge.snapshots import BOX_COLOR, Options, SnapshotEncoder, SnapshotRequest, render_snapshot
+from edge.snapshots import (
+    BOX_COLOR,
+    Options,
+    SnapshotEncoder,
+    SnapshotRequest,
+    jpeg_comment,
+    render_snapshot,
+)
 
 OBJECT = (600.0, 300.0, 700.0, 420.0)  # x1, y1, x2, y2 of the white block in the test frame
 
@@ -148,3 +155,26 @@ def test_encoder_drops_the_oldest_when_behind_and_counts_it() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="capacity"):
         SnapshotEncoder(capacity=0)
+
+
+def test_the_jpeg_comment_names_the_events_and_stays_a_valid_jpeg() -> None:
+    done = threading.Event()
+    got: list[bytes] = []
+
+    def publish(camera: str, data: bytes) -> None:
+        got.append(data)
+        done.set()
+
+    enc = SnapshotEncoder(publish)
+    enc.start()
+    try:
+        req = request()
+        enc.submit(
+            SnapshotRequest(req.camera, req.image, req.boxes, req.labels, req.options, 0.0, ("r-gate-7",))
+        )
+        assert done.wait(5.0)
+    finally:
+        enc.stop()
+    assert jpeg_comment(got[0]) == "edge events: r-gate-7"
+    assert decode(got[0]).shape == (240, 320, 3)
+    assert jpeg_comment(render_snapshot(frame(), [OBJECT], ["x"], Options())) is None
