@@ -38,7 +38,15 @@ PYTHON="${PYTHON:-python3}"
   echo "setup: Python >= 3.11 is required (found $("$PYTHON" --version 2>&1))" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
+# OpenVINO is the fastest CPU runtime (docs/benchmarks.md): installed by default where there is no NVIDIA GPU,
+# so `backend: auto` picks it. EDGE_OPENVINO=1 installs it anyway, EDGE_OPENVINO=0 never.
+extras="dev"
+if [ "${EDGE_OPENVINO:-}" = 1 ] || { [ "${EDGE_OPENVINO:-}" != 0 ] && ! { [ -e /proc/driver/nvidia/version ] ||
+    nvidia-smi -L >/dev/null 2>&1; }; }; then
+  extras="dev,openvino"
+fi
+echo "setup: installing edge with extras [$extras]"
+.venv/bin/python -m pip install -q -e ".[$extras]"
 
 # A model: edge never downloads one by itself (license and size); see models/README.md.
 model=""
