@@ -287,30 +287,37 @@ def infer_ms_per_frame(
     iterations: int,
     providers: str | list[str],
     threads: int | None,
+    backend: str = "auto",
+    precision: str = "auto",
 ) -> tuple[float, str]:
-    """Median wall time of one bare ``session.run`` at ``batch`` frames, divided by ``batch`` (ms), and
-    the provider. The tensors are letterboxed real frames, made before the clock starts."""
-    from edge.benchmarks.detector import read_frames  # noqa: PLC0415
+    """Median wall time of one bare runtime call (ORT ``session.run``, an OpenVINO infer request) at
+    ``batch`` frames, divided by ``batch`` (ms), and the provider/device. The tensors are letterboxed real
+    frames, made before the clock starts."""
+    from edge.benchmarks.detector import bare_call, read_frames  # noqa: PLC0415
     from edge.detector import Detector  # noqa: PLC0415
     from edge.preprocess import Letterbox  # noqa: PLC0415
 
-    det = Detector(model, providers=providers, intra_op_threads=threads, max_batch=batch)
+    det = Detector(
+        model, providers=providers, intra_op_threads=threads, max_batch=batch, backend=backend,
+        precision=precision,
+    )
     batch = det.max_batch
     frames = read_frames(video, batch * 4)
     lb = Letterbox(det.input_size[0], det.input_size[1], max_batch=batch)
     tensors: list[npt.NDArray[np.float32]] = [
         lb.fill(frames[i : i + batch])[0].copy() for i in range(0, len(frames), batch)
     ]
-    session, in_name, out_name = det.session, det.input_name, det.output_name
+    run = bare_call(det)
     for t in tensors:  # warm-up: lazy initialisation and allocator growth are not per-frame costs
-        session.run([out_name], {in_name: t})
+        run(t)
     times = []
     for k in range(iterations):
         t0 = time.perf_counter()
-        session.run([out_name], {in_name: tensors[k % len(tensors)]})
+        run(tensors[k % len(tensors)])
         times.append(time.perf_counter() - t0)
     provider = det.provider
-    del det, session
+    det.backend.close()
+    del det, run
     return statistics.median(times) / batch * 1000, provider
 
 
@@ -323,11 +330,14 @@ def measure_limit(
     providers: str | list[str],
     threads: int | None,
     cpu: CpuMeter,
+    backend: str = "auto",
+    precision: str = "auto",
 ) -> dict[str, float | str]:
     a = cpu.sample()
     decode_ms = decode_ms_per_frame(video)
     infer_ms, provider = infer_ms_per_frame(
-        model, video, batch=batch, iterations=iterations, providers=providers, threads=threads
+        model, video, batch=batch, iterations=iterations, providers=providers, threads=threads,
+        backend=backend, precision=precision,
     )
     b = cpu.sample()
     return {
@@ -403,6 +413,10 @@ def _total(metrics: Metrics, name: str) -> float:
     return sum(_samples(metrics, name).values())
 
 
+def _total_where(metrics: Metrics, name: str, label: tuple[str, str]) -> float:
+    return sum(v for k, v in _samples(metrics, name).items() if label in k)
+
+
 def _snapshot(metrics: Metrics, cpu: CpuMeter) -> dict[str, Any]:
     drops: dict[str, float] = {}
     for labels, v in _samples(metrics, "edge_frames_dropped_total").items():
@@ -444,6 +458,9 @@ def write_config(
     mqtt_host: str,
     mqtt_port: int,
     state_dir: Path,
+    backend: str = "auto",
+    precision: str = "auto",
+    snapshots: bool = True,
 ) -> None:
     """The daemon's YAML: N uncapped RTSP cameras, one counting line each (the demo's road line, so the
     analytics and MQTT stages do their real work), metrics server off (not part of the frame path)."""
@@ -457,6 +474,7 @@ def write_config(
         f"        points: [[0.3, 0.65], [1.0, 0.65]]\n"
         f"        classes: [car, truck, bus, motorcycle]\n"
         f"    coordinates: normalized\n"
+        f"    snapshots: {{enabled: {'true' if snapshots else 'false'}}}\n"
         for i, url in enumerate(urls)
     )
     path.write_text(
@@ -465,6 +483,8 @@ def write_config(
         f"model:\n"
         f"  path: {model}\n"
         f"  providers: {providers}\n"
+        f"  backend: {backend}\n"
+        f"  precision: {precision}\n"
         f"  classes: [person, car, truck, bus, motorcycle, bicycle]\n"
         f"  batch_size: {batch}\n"
         f"{threads_line}"
@@ -600,7 +620,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         if args.stream_fps is None:
             pre = measure_limit(
                 model, video, batch=batch, iterations=args.iterations, providers=providers,
-                threads=args.threads, cpu=CpuMeter(None),
+                threads=args.threads, cpu=CpuMeter(None), backend=args.backend, precision=args.precision,
             )
             args.stream_fps = float(max(30, math.ceil(1.5 * float(pre["limit_fps"]) / n)))
         if args.stream_fps > 0:
@@ -614,7 +634,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             # paused, otherwise its (small: passthrough) CPU weighs on both sides of the ratio alike.
             return measure_limit(
                 model, video, batch=batch, iterations=args.iterations, providers=providers,
-                threads=args.threads, cpu=cpu,
+                threads=args.threads, cpu=cpu, backend=args.backend, precision=args.precision,
             )
 
         node = f"bench-{os.getpid()}"
@@ -625,7 +645,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             write_config(
                 cfg, urls=streams.urls(), model=model.resolve(), batch=batch, providers=provider_yaml,
                 threads=args.threads, node=node, mqtt_host=args.mqtt_host,
-                mqtt_port=args.mqtt_port, state_dir=tmp / "state",
+                mqtt_port=args.mqtt_port, state_dir=tmp / "state", backend=args.backend,
+                precision=args.precision, snapshots=args.snapshots == "on",
             )
             settings = load_settings(cfg)
             metrics = BenchMetrics()
@@ -711,7 +732,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(elapsed, 1),
         "model": model.name,
         "video": video_name,
+        "backend": app.detector.backend.name if app.detector is not None else args.backend,
         "provider": limits[0]["provider"],
+        "precision": app.detector.backend.precision if app.detector is not None else args.precision,
         "batch_size": batch,
         "mean_batch": round(frames_run / infer_runs, 2) if infer_runs else None,
         "fps": round(fps, 2),
@@ -746,6 +769,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "windows": windows,
         "drops": drops,
         "events_published": int(delta("events")),
+        "snapshots": args.snapshots,
+        "snapshots_encoded": int(_total(metrics, "edge_snapshots_total")),
+        "snapshots_dropped": int(_total_where(metrics, "edge_queue_dropped_total", ("queue", "snapshots"))),
         "reconnects": int(delta("reconnects")),
         "latency_samples_overflow": rec.overflow,
         "daemon_exit_code": code,
@@ -814,8 +840,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batch", type=int, default=None, help="daemon batch size (default: --streams)")
     parser.add_argument("--providers", default="auto", help="'auto' or a comma list, e.g. cpu")
+    parser.add_argument(
+        "--backend", default="auto", choices=["auto", "onnxruntime", "openvino"], help="model.backend"
+    )
+    parser.add_argument(
+        "--precision", default="auto", choices=["auto", "f32", "bf16", "f16"], help="model.precision"
+    )
     parser.add_argument("--threads", type=int, default=None, help="ORT intra-op threads (default: all cores)")
     parser.add_argument("--iterations", type=int, default=40, help="bare ORT runs per limit measurement")
+    parser.add_argument(
+        "--snapshots",
+        choices=["on", "off"],
+        default="on",
+        help="event snapshots on every camera (on, the daemon's default) or off, to measure their cost",
+    )
     parser.add_argument("--mqtt-host", default="127.0.0.1")
     parser.add_argument("--mqtt-port", type=int, default=1883)
     parser.add_argument(
