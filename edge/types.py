@@ -54,6 +54,13 @@ class Detections:
         confidence: ``float32 (N,)`` detector score in 0..1.
         class_id: ``int32 (N,)`` class index of the model.
         track_id: ``int64 (N,)`` id of the confirmed track the row belongs to, ``-1`` for none.
+        track_xyxy: optional ``float32 (N, 4)``, set by the tracker: the track's Kalman box for rows of a
+            confirmed track (smoother than the detection box, whose bottom edge jumps when legs are
+            occluded), the detection box itself elsewhere. ``None`` when nobody tracked the rows.
+        link_id: optional ``int64 (N,)``, set by the tracker: on the first frame a new track is reported,
+            the id of a *lost* track whose predicted box lay close to it (the same object, most likely,
+            after an id switch), else ``-1``. The analytics let the new id inherit the lost one's line
+            state so one passage never counts twice and a crossing through the gap still counts.
 
     Shapes and dtypes are checked on construction; a mismatch raises ``ValueError`` saying what was
     expected and what was given. Use :meth:`from_arrays` to convert loosely typed input.
@@ -63,6 +70,8 @@ class Detections:
     confidence: npt.NDArray[np.float32]
     class_id: npt.NDArray[np.int32]
     track_id: npt.NDArray[np.int64]
+    track_xyxy: npt.NDArray[np.float32] | None = None
+    link_id: npt.NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
         _check("xyxy", self.xyxy, np.float32, (None, 4))
@@ -70,6 +79,10 @@ class Detections:
         _check("confidence", self.confidence, np.float32, (n,))
         _check("class_id", self.class_id, np.int32, (n,))
         _check("track_id", self.track_id, np.int64, (n,))
+        if self.track_xyxy is not None:
+            _check("track_xyxy", self.track_xyxy, np.float32, (n, 4))
+        if self.link_id is not None:
+            _check("link_id", self.link_id, np.int64, (n,))
 
     @classmethod
     def empty(cls) -> Detections:
@@ -127,11 +140,19 @@ class Detections:
             confidence=self.confidence[sel],
             class_id=self.class_id[sel],
             track_id=self.track_id[sel],
+            track_xyxy=None if self.track_xyxy is None else self.track_xyxy[sel],
+            link_id=None if self.link_id is None else self.link_id[sel],
         )
 
-    def with_track_ids(self, track_id: npt.NDArray[np.int64]) -> Detections:
-        """The same rows with ``track_id`` replaced (arrays are shared, not copied)."""
-        return Detections(self.xyxy, self.confidence, self.class_id, track_id)
+    def with_track_ids(
+        self,
+        track_id: npt.NDArray[np.int64],
+        track_xyxy: npt.NDArray[np.float32] | None = None,
+        link_id: npt.NDArray[np.int64] | None = None,
+    ) -> Detections:
+        """The same rows with ``track_id`` (and the tracker's optional columns) replaced; arrays are
+        shared, not copied."""
+        return Detections(self.xyxy, self.confidence, self.class_id, track_id, track_xyxy, link_id)
 
     def anchors(self, anchor: str) -> npt.NDArray[np.float32]:
         """``float32 (N, 2)`` anchor point of each box, see :data:`ANCHORS`."""

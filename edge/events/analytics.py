@@ -13,19 +13,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from edge.events._table import TrackTable
 from edge.events.lines import IN, LineCounter, LineSpec
 from edge.events.model import LineCrossing, ZoneEnter, ZoneExit, ZoneLoitering, iso_ms
 from edge.events.zones import ENTER, EXIT_LEFT, EXIT_LOST, ZoneHit, ZoneSpec, ZoneTracker
-from edge.types import anchor_points
+from edge.types import Detections, anchor_points
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from edge.events.model import Event
     from edge.metrics import Metrics
-    from edge.types import Detections
 
 log = logging.getLogger(__name__)
+
+CLASS_VOTES: int = 5
+"""Cap of a track's class vote (see :meth:`CameraAnalytics._vote`): how many frames of another class
+it takes at most to change a track's class. Higher resists longer flicker, lower follows a real change
+(a detector correcting itself) sooner."""
 
 Counts = dict[str, Any]
 """Snapshot of the persistent counters, JSON-ready::
@@ -68,6 +73,7 @@ class CameraAnalytics:
         class_names: Mapping[int, str] | Sequence[str] = (),
         metrics: Metrics | None = None,
         max_tracks: int = 10_000,
+        track_boxes: bool = True,
     ) -> None:
         self.camera = camera
         self.run_id = run_id
@@ -76,6 +82,13 @@ class CameraAnalytics:
         )
         self._metrics = metrics
         self._max_tracks = max_tracks
+        self._track_boxes = track_boxes
+        self._classes = TrackTable(
+            {"cls": (np.int32, (), -1), "votes": (np.int32, (), 0)}, max_rows=max_tracks
+        )
+        self._voted: npt.NDArray[np.int32] = _NO_CLS
+        self._last_mono: float | None = None
+        self._frame_dt = 0.0  # smoothed seconds between processed frames; 0 until known
         self._seq = 0
         self._exported: dict[str, set[int]] = {}  # zone -> class ids whose occupancy gauge exists
         self.lines: dict[str, LineCounter] = {}
@@ -192,16 +205,30 @@ class CameraAnalytics:
             ts_mono: capture time on the monotonic clock, for dwell times.
         """
         removed = np.asarray(removed_ids, np.int64).reshape(-1)
+        self._observe_rate(ts_mono)
         events: list[Event] = []
         if not self.lines and not self.zones:
             return events
-        anchors = (
-            {a: anchor_points(dets.xyxy, a).astype(np.float64) for a in self._anchors} if len(dets) else {}
-        )
+        if len(dets):
+            self._vote(dets, frame_no)
+            dets = Detections(
+                dets.xyxy, dets.confidence, self._voted, dets.track_id, dets.track_xyxy, dets.link_id
+            )
+        if removed.shape[0]:
+            self._classes.remove(removed)
+        boxes = dets.xyxy if dets.track_xyxy is None or not self._track_boxes else dets.track_xyxy
+        anchors = {a: anchor_points(boxes, a).astype(np.float64) for a in self._anchors} if len(dets) else {}
+        links = None
+        if dets.link_id is not None and len(dets):
+            has = np.flatnonzero((dets.link_id >= 0) & (dets.track_id >= 0))
+            if has.shape[0]:
+                links = (dets.track_id[has], dets.link_id[has])
         for counter in self.lines.values():
             if len(dets):
+                if links is not None:
+                    counter.inherit(links[0], links[1], frame_no)
                 rows, dirs = counter.update(
-                    dets.track_id, dets.class_id, anchors[counter.spec.anchor], frame_no
+                    dets.track_id, dets.class_id, anchors[counter.spec.anchor], frame_no, self._frame_dt
                 )
                 pts = anchors[counter.spec.anchor]
                 events.extend(
@@ -230,6 +257,41 @@ class CameraAnalytics:
             if self._metrics is not None and (hits or removed.shape[0]):
                 self._export_occupancy(zone)
         return events
+
+    def _vote(self, dets: Detections, frame_no: int) -> None:
+        """Set ``self._voted`` to each row's class by a running vote of its track (rows without a track
+        keep the detector's class).
+
+        Each track keeps a class and a vote count capped at :data:`CLASS_VOTES`: a sighting of that
+        class adds one, any other class takes one away, and a count that reaches 0 hands the track
+        to the class just seen. A person seen as "bicycle" for two frames in a row stays a person; a
+        real change of mind of the detector wins after at most ``CLASS_VOTES`` frames.
+        """
+        voted = dets.class_id.copy()
+        sel = np.flatnonzero(dets.track_id >= 0)
+        if sel.shape[0]:
+            rows = self._classes.rows_for(dets.track_id[sel], frame_no)
+            cols = self._classes.cols
+            seen = dets.class_id[sel]
+            cls, votes = cols["cls"][rows], cols["votes"][rows]
+            same = cls == seen
+            votes = np.where(same, np.minimum(votes + 1, CLASS_VOTES), votes - 1)
+            flip = votes <= 0
+            cls = np.where(flip, seen, cls)
+            votes[flip] = 1
+            cols["cls"][rows] = cls
+            cols["votes"][rows] = votes
+            voted[sel] = cls
+        self._voted = voted
+
+    def _observe_rate(self, ts_mono: float) -> None:
+        # The processed frame spacing, smoothed over ~8 frames: capture jitter and a dropped frame
+        # barely move it, a changed fps cap settles within a second or two.
+        last, self._last_mono = self._last_mono, ts_mono
+        if last is None or not ts_mono > last or ts_mono - last > 5.0:
+            return
+        dt = ts_mono - last
+        self._frame_dt = dt if self._frame_dt == 0.0 else self._frame_dt + 0.125 * (dt - self._frame_dt)
 
     # ---- event construction (only when something fired) ----------------------------------------
 

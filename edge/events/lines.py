@@ -11,6 +11,7 @@ line never counts in either direction.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -89,6 +90,23 @@ class LineSpec:
         return self.labels.get(key, key)
 
 
+HOLD_FPS: float = 30.0
+"""``min_frames`` is a hold counted at this rate (see :func:`frames_needed`)."""
+
+
+def frames_needed(min_frames: int, frame_dt: float) -> int:
+    """Sightings on the new side that commit a crossing when frames are ``frame_dt`` seconds apart.
+
+    ``min_frames`` is counted at 30 fps: the hold lasts ``min_frames / 30`` s of video whatever the
+    rate, so a camera processed at 5 fps needs ``ceil(min_frames * 5 / 30)`` sightings (1 for the
+    default 2), not 2 frames = 0.4 s, during which a walker at 5 fps is often lost or already gone.
+    Unknown spacing (``frame_dt <= 0``) counts frames as given.
+    """
+    if frame_dt <= 0.0:
+        return min_frames
+    return max(1, min(min_frames, math.ceil(min_frames / (HOLD_FPS * frame_dt) - 1e-9)))
+
+
 _EMPTY_ROWS: npt.NDArray[np.intp] = np.zeros(0, np.intp)
 _EMPTY_DIRS: npt.NDArray[np.int8] = np.zeros(0, np.int8)
 
@@ -151,17 +169,42 @@ class LineCounter:
     def evict(self, track_ids: npt.NDArray[np.int64]) -> None:
         self.table.remove(track_ids)
 
+    def inherit(self, child: npt.NDArray[np.int64], parent: npt.NDArray[np.int64], frame_no: int) -> None:
+        """Give each new track ``child[i]`` the state of the lost track ``parent[i]``, which is dropped.
+
+        The child continues the parent's passage: same committed side and last position (so a crossing
+        made in the gap between them is judged from where the parent was), same "already counted"
+        flags (so one passage never counts twice). The parent's row goes: should the tracker find the
+        parent again, it starts fresh and cannot count the passage a second time. Children already
+        known to this line and parents it never saw are skipped.
+        """
+        pidx, pfound = self.table.find(parent)
+        _cidx, cfound = self.table.find(child)
+        ok = pfound & ~cfound
+        if not ok.any():
+            return
+        cols = self.table.cols
+        saved = {name: col[pidx[ok]].copy() for name, col in cols.items()}
+        self.table.remove(parent[ok])
+        rows = self.table.rows_for(child[ok], frame_no)
+        cols = self.table.cols
+        for name, values in saved.items():
+            cols[name][rows] = values
+
     def update(
         self,
         track_id: npt.NDArray[np.int64],
         class_id: npt.NDArray[np.int32],
         anchors: npt.NDArray[np.float64],
         frame_no: int,
+        frame_dt: float = 0.0,
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int8]]:
         """Advance every track seen in this frame; return the input rows that crossed and their direction.
 
         ``anchors`` is ``float64 (N, 2)`` of this line's anchor rule. Rows without a confirmed track
-        (``-1``) or of a class the line ignores are skipped. Counts are updated before returning.
+        (``-1``) or of a class the line ignores are skipped. ``frame_dt`` is the seconds between
+        processed frames (0: unknown), which scales the hold (see :func:`frames_needed`). Counts are
+        updated before returning.
         """
         ok = track_id >= 0
         if self._classes is not None:
@@ -205,7 +248,7 @@ class LineCounter:
                 prev = cols["pos"][srow]
                 cols["through"][srow] = crosses_segment(self._a, self._b, prev, pts[other[starts]])
         cols["pending"][orow] += 1
-        done = cols["pending"][orow] >= self.spec.min_frames
+        done = cols["pending"][orow] >= frames_needed(self.spec.min_frames, frame_dt)
         if not done.any():
             return _EMPTY_ROWS, _EMPTY_DIRS
         drow = orow[done]
