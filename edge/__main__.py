@@ -14,9 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edge import __version__
+from edge.early_signals import EarlySignals
 from edge.errors import ConfigError, EdgeError
-from edge.lifecycle import EarlySignals
 
 log = logging.getLogger("edge")
 
@@ -50,6 +49,8 @@ def _cmd_bench(argv: list[str]) -> int:
 
 def _cmd_version(_: argparse.Namespace) -> int:
     import numpy as np  # noqa: PLC0415
+
+    from edge import __version__  # noqa: PLC0415 - read from the package metadata only when asked
 
     versions = {"edge": __version__, "python": sys.version.split()[0], "numpy": np.__version__}
     for mod in ("onnxruntime", "cv2", "numba", "paho.mqtt", "zmq", "pydantic"):

@@ -1,26 +1,25 @@
-"""Pieces of the daemon's startup -> serve -> shutdown phases that must exist before ``edge.app`` loads.
-
-:class:`EarlySignals` is installed by ``edge run`` before anything slow (importing ONNX Runtime, Numba
-and OpenCV takes seconds on a small box): a SIGTERM then is remembered and stops the startup cleanly
-(exit 0, no READY), a SIGHUP is remembered and applied once the daemon runs, instead of the default
-actions, which kill the process.
-"""
+"""Pieces of the daemon's startup -> serve -> shutdown phases: signals on the loop, the stop budget, the
+warm-up guard, and the error type of expected startup failures."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 import signal
 from typing import TYPE_CHECKING
 
+from edge.early_signals import EarlySignals
 from edge.errors import EX_UNAVAILABLE, EdgeError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from types import FrameType
+    from collections.abc import Callable, Sequence
 
     import numpy as np
     import numpy.typing as npt
 
+    from edge.clock import Clock
     from edge.detector import Detector
     from edge.types import Detections
 
@@ -36,31 +35,6 @@ class StartupError(EdgeError):
     def __init__(self, message: str, exit_code: int = EX_UNAVAILABLE) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-class EarlySignals:
-    """Remembers SIGTERM, SIGINT and SIGHUP until the event loop installs its own handlers.
-
-    Handlers only set attributes (they run between two bytecodes of whatever is loading).
-    """
-
-    def __init__(self) -> None:
-        self.stop: signal.Signals | None = None
-        """The first stop signal received, if any."""
-        self.reload = False
-        """A SIGHUP arrived."""
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_stop)
-        signal.signal(signal.SIGHUP, self._on_hup)
-
-    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
-        if self.stop is None:
-            self.stop = signal.Signals(signum)
-
-    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
-        self.reload = True
 
 
 class WarmupGuard:
@@ -86,3 +60,78 @@ class WarmupGuard:
 
     def infer(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
         return self._detector.infer(images)
+
+
+class LoopSignals:
+    """SIGTERM/SIGINT/SIGHUP on the event loop: handlers only set flags and wake the serve phase.
+
+    A second SIGINT exits at once (130), as uvicorn does, for a shutdown that hangs. Signals that
+    arrived before the loop ran (``early``) are replayed: a stop stops the startup, a reload is applied
+    once the daemon runs.
+    """
+
+    def __init__(self, wake: asyncio.Event, early: EarlySignals) -> None:
+        self._wake = wake
+        self.early = early
+        self.stops = 0
+        """Stop signals received."""
+        self.reload = early.reload
+        """A reload is pending."""
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.on_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.on_hup)
+        if self.early.stop is not None:
+            self.on_stop(self.early.stop)
+
+    def remove(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+    def on_stop(self, sig: signal.Signals) -> None:
+        self.stops += 1
+        if self.stops > 1 and sig == signal.SIGINT:
+            log.warning("second SIGINT: exiting now without a graceful shutdown")
+            os._exit(130)
+        log.info("received %s, shutting down", sig.name)
+        self._wake.set()
+
+    def on_hup(self) -> None:
+        self.reload = True
+        self._wake.set()  # wakes the serve wait; it tells reload from stop
+
+
+class StopBudget:
+    """The shutdown's time budget, shared by the steps of the exit stack.
+
+    Args:
+        clock: monotonic clock.
+        total_s: the whole shutdown's budget (``shutdown_timeout``); it starts with the first step.
+    """
+
+    def __init__(self, clock: Clock, total_s: float) -> None:
+        self._clock = clock
+        self._total_s = total_s
+        self._deadline: float | None = None
+
+    def start(self) -> None:
+        if self._deadline is None:
+            self._deadline = self._clock.monotonic() + self._total_s
+
+    def left(self, cap: float) -> float:
+        """Seconds a step may take: at most ``cap`` and what is left of the budget (0.1 s at least)."""
+        self.start()
+        assert self._deadline is not None
+        return max(0.1, min(cap, self._deadline - self._clock.monotonic()))
+
+    async def in_thread(self, stop: Callable[[float], object], cap: float) -> None:
+        """Run a blocking ``stop(timeout_s)`` in a worker thread within the budget."""
+        await asyncio.to_thread(stop, self.left(cap))
+
+
+async def cancel(task: asyncio.Task[None]) -> None:
+    """Cancel a task and wait for it to end."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -58,7 +58,7 @@ class PipelineRunner:
     ) -> None:
         self.pipelines = pipelines
         self._queue: queue.Queue[tuple[Frame, Detections]] = queue.Queue(maxsize=max(1, capacity))
-        self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         self._metrics = metrics
         self._clock = clock if clock is not None else SystemClock()
         self._on_failure = on_failure
@@ -95,7 +95,7 @@ class PipelineRunner:
                 continue
             return
 
-    def call(self, command: Callable[[], None]) -> None:
+    def call(self, command: Callable[[], object]) -> None:
         """Run ``command`` on the pipeline thread between two frames (from any thread)."""
         self._commands.put(command)
 

@@ -4,14 +4,18 @@ which only sequences them)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from edge.capture import Capture
+from edge.config import resolve_model_path
 from edge.discovery import CameraSpec, debug_view_url, ha_cameras
+from edge.draw import TrailBuffer
 from edge.outbox import Outbox
+from edge.pipeline import CameraPipeline, config_geometry
 from edge.publisher import Publisher
 from edge.sinks import SnapshotSink
 from edge.snapshots import SnapshotEncoder
+from edge.web import WebServer, health_from_cameras
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -19,7 +23,13 @@ if TYPE_CHECKING:
     from edge.capture import FrameNotifier
     from edge.clock import Clock
     from edge.config import CameraConfig, Settings
+    from edge.detector import BatchingDetector, Detector
+    from edge.events.store import CounterStore
+    from edge.lifecycle import WarmupGuard
     from edge.metrics import Metrics
+    from edge.pipeline import Sink
+    from edge.types import Detections, Frame
+    from edge.view import DebugView
 
 
 def build_capture(
@@ -110,3 +120,109 @@ def discovery_specs(settings: Settings, class_names: Sequence[str]) -> list[Came
     m = settings.metrics
     url = debug_view_url(m.host, m.port) if m.enabled and m.port else None
     return ha_cameras(settings.cameras, class_names, url)
+
+
+def build_model(settings: Settings, config_path: Path | None, *, metrics: Metrics) -> Detector:
+    """The configured model (blocking: loads and compiles it); caches live in the state directory."""
+    from edge.tools.specs import build_detector  # noqa: PLC0415 - loads onnxruntime
+
+    config_dir = config_path.parent if config_path else None
+    state = Path(settings.state_dir)
+    return build_detector(
+        settings.model,
+        resolve_model_path(settings.model.path, config_dir),
+        metrics=metrics,
+        trt_cache_dir=state / "tensorrt",
+        openvino_cache_dir=state / "openvino",
+        config_dir=config_dir,
+    )
+
+
+def build_pipeline(
+    cam: CameraConfig,
+    capture: Capture,
+    settings: Settings,
+    *,
+    class_names: Sequence[str],
+    run_id: str,
+    sink: Sink,
+    store: CounterStore,
+    metrics: Metrics,
+) -> CameraPipeline:
+    """One camera's pipeline, with trails for the debug view."""
+
+    def frame_rate() -> float:
+        # Asked at the first frame, when the source's rate is known: the tracker's buffer is in frames,
+        # so it is scaled by the rate frames really arrive at.
+        return cam.fps or capture.source_fps or 30.0
+
+    return CameraPipeline(
+        cam.name,
+        config_geometry(cam, class_names),
+        tracker=settings.tracker,
+        class_names=class_names,
+        run_id=run_id,
+        sink=sink,
+        store=store,
+        metrics=metrics,
+        frame_rate=frame_rate,
+        trails=TrailBuffer(),
+    )
+
+
+def build_batcher(
+    model: Detector | WarmupGuard,
+    take: Callable[[int, float], list[Frame]],
+    deliver: Callable[[Frame, Detections], None],
+    settings: Settings,
+    *,
+    metrics: Metrics,
+    clock: Clock,
+) -> BatchingDetector:
+    """The detector thread (not started), taking from ``take`` and delivering to ``deliver``."""
+    from edge.detector import BatchingDetector  # noqa: PLC0415 - loads onnxruntime
+
+    m = settings.model
+    return BatchingDetector(
+        cast("Detector", model),  # the guard has the two methods the thread calls
+        take,
+        deliver,
+        batch_size=m.batch_size,
+        max_batch_wait_ms=m.max_batch_wait_ms,
+        metrics=metrics,
+        clock=clock,
+        name="edge-detector",
+    )
+
+
+def build_web(
+    settings: Settings,
+    view: DebugView,
+    *,
+    metrics: Metrics,
+    event_snapshot: Callable[[str], bytes | None],
+) -> WebServer:
+    """The HTTP endpoint (not started): metrics, health, the debug view."""
+    m = settings.metrics
+    return WebServer(
+        m.host,
+        m.port,
+        registry=metrics.registry,
+        health=lambda: health_from_cameras(view.camera_infos()),
+        cameras_info=view.camera_infos,
+        jpeg_source=view.jpeg,
+        geometry=view.geometry,
+        event_snapshot=event_snapshot,
+    )
+
+
+def reload_warnings(old: Settings, new: Settings) -> list[str]:
+    """What a reload cannot apply (it needs a restart)."""
+    warnings = []
+    if [c.name for c in new.cameras] != [c.name for c in old.cameras] or any(
+        a.source != b.source for a, b in zip(new.cameras, old.cameras, strict=True)
+    ):
+        warnings.append("camera list or sources changed; restart edge to apply those")
+    if new.tracker != old.tracker or new.model.path != old.model.path:
+        warnings.append("tracker and model changes need a restart; lines, zones, thresholds applied")
+    return warnings
