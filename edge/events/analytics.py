@@ -102,7 +102,9 @@ class CameraAnalytics:
 
         Counts of lines and zones whose name persists are kept; an unchanged spec also keeps its
         per-track state, a changed one starts its tracks afresh (their old sides mean nothing on the new
-        geometry). Lines and zones no longer configured are dropped with their counts.
+        geometry). A zone whose polygon, anchor, classes and inertia are unchanged keeps its per-track
+        state even when ``loiter_seconds`` or ``max_gap_seconds`` changed: no new enter, no extra
+        entry. Lines and zones no longer configured are dropped with their counts.
         """
         _unique("line", [s.name for s in lines])
         _unique("zone", [s.name for s in zones])
@@ -119,7 +121,10 @@ class CameraAnalytics:
         new_zones: dict[str, ZoneTracker] = {}
         for zspec in zones:
             zold = self.zones.get(zspec.name)
-            if zold is not None and zold.spec == zspec:
+            if zold is not None and zold.same_geometry(zspec):
+                # Only timing changed (loiter_seconds, max_gap_seconds): every track's visit goes on,
+                # so a reload does not re-enter the tracks inside or add to the entry counts.
+                zold.respec(zspec)
                 new_zones[zspec.name] = zold
                 continue
             zone = ZoneTracker(zspec, self._max_tracks)
@@ -374,7 +379,10 @@ class CameraAnalytics:
         dwell = round(hit.dwell_s, 3)
         event: Event
         if hit.kind == ENTER:
-            event = ZoneEnter(**common, **zone_fields)
+            start = ts_wall - hit.since_s
+            event = ZoneEnter(
+                **common, **zone_fields, visit_start=iso_ms(start), visit_start_ms=round(start * 1000.0)
+            )
             kind = "zone_enter"
         elif hit.kind in {EXIT_LEFT, EXIT_LOST}:
             reason = "left" if hit.kind == EXIT_LEFT else "lost"

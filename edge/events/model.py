@@ -88,6 +88,15 @@ class ZoneEnter(_ZoneEvent):
 
     type: Literal["zone_enter"] = "zone_enter"
     dwell_s: float = Field(0.0, description="Always 0 for enter.")
+    visit_start: str | None = Field(
+        None,
+        description=(
+            "When the visit began: the capture time of the first inside sighting of the run that entered "
+            "(the enter itself fires `inertia` sightings later), UTC ISO-8601 with milliseconds. Dwell and "
+            "loitering are measured from this instant. Absent in events written before it existed."
+        ),
+    )
+    visit_start_ms: int | None = Field(None, description="The same instant in milliseconds since the Unix epoch.")
 
 
 class ZoneExit(_ZoneEvent):

@@ -9,7 +9,7 @@ outside run (or to the last sighting of a removed track), on the monotonic clock
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,6 +40,12 @@ class ZoneSpec:
         inertia: frames seen inside (outside) before enter (exit) fires. Higher rejects boxes that graze
             the border and 1-frame mis-detections; it also delays every event by that many frames.
         loiter_seconds: dwell after which one ``zone_loitering`` event fires per visit; ``None`` for never.
+        max_gap_seconds: longest gap between two sightings that a run of sightings (towards enter or
+            exit) bridges; after a longer gap the run starts again at the next sighting. Longer keeps a
+            run alive through longer detector misses; shorter makes a visit's start time (and so its
+            dwell and loitering) never include time the object was not seen. The default, 1 s, is the
+            default tracker's lost-track lifetime (``track_buffer`` 30 frames at 30 fps): a gap the
+            tracker bridges with the same id is one the run bridges.
     """
 
     name: str
@@ -48,6 +54,7 @@ class ZoneSpec:
     classes: frozenset[int] | None = None
     inertia: int = 3
     loiter_seconds: float | None = None
+    max_gap_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         # Normalise what callers may pass as lists/sets, so equal specs compare equal (reconfigure).
@@ -66,6 +73,9 @@ class ZoneSpec:
         if self.inertia < 1:
             msg = f"zone {self.name!r}: inertia must be >= 1, got {self.inertia}"
             raise ValueError(msg)
+        if not self.max_gap_seconds > 0:
+            msg = f"zone {self.name!r}: max_gap_seconds must be > 0, got {self.max_gap_seconds}"
+            raise ValueError(msg)
         if self.loiter_seconds is not None and self.loiter_seconds <= 0:
             msg = f"zone {self.name!r}: loiter_seconds must be > 0, got {self.loiter_seconds}"
             raise ValueError(msg)
@@ -82,6 +92,7 @@ class ZoneHit:
     xyxy: tuple[float, float, float, float]
     anchor: tuple[float, float]
     dwell_s: float
+    since_s: float = 0.0  # ENTER: seconds from the visit's first inside sighting to now
 
 
 class ZoneTracker:
@@ -136,6 +147,28 @@ class ZoneTracker:
         cols = self.table.cols
         return int(np.count_nonzero(cols["inside"] & (cols["cls"] == class_id)))
 
+    def same_geometry(self, spec: ZoneSpec) -> bool:
+        """Whether ``spec`` tests the same tracks the same way (polygon, anchor, classes, inertia), so
+        this zone's per-track state stays true under it."""
+        old = self.spec
+        return (old.polygon, old.anchor, old.classes, old.inertia) == (
+            spec.polygon,
+            spec.anchor,
+            spec.classes,
+            spec.inertia,
+        )
+
+    def respec(self, spec: ZoneSpec) -> None:
+        """Take a spec of the same geometry (see :meth:`same_geometry`) keeping every track's state.
+
+        Tracks already past a new, lower ``loiter_seconds`` loiter on the next update; tracks that
+        already loitered in this visit do not loiter again.
+        """
+        if not self.same_geometry(spec):
+            msg = f"zone {spec.name!r}: respec needs the same polygon, anchor, classes and inertia"
+            raise ValueError(msg)
+        self.spec = spec
+
     def evict(self, track_ids: npt.NDArray[np.int64]) -> None:
         """Forget tracks without emitting events."""
         self.table.remove(track_ids)
@@ -174,7 +207,12 @@ class ZoneTracker:
         sel = np.flatnonzero(ok)
         if sel.shape[0]:
             rows = self.table.rows_for(track_id[sel], frame_no)
+            cols = self.table.cols
             pts = anchors[sel]
+            # A run does not bridge a long gap: the sighting after it starts the run again, so the
+            # run's start (the visit's start on enter) is never older than the sightings behind it.
+            stale = rows[cols["seen"][rows] < now - self.spec.max_gap_seconds]
+            cols["run"][stale] = 0
             cols["seen"][rows] = now
             cols["xyxy"][rows] = xyxy[sel]
             cols["anchor"][rows] = pts
@@ -200,7 +238,8 @@ class ZoneTracker:
                         cols["loitered"][r] = False
                         cls = int(cols["cls"][r])
                         self._entries[cls] = self._entries.get(cls, 0) + 1
-                        hits.append(self._hit(ENTER, r, 0.0))
+                        hit = self._hit(ENTER, r, 0.0)
+                        hits.append(replace(hit, since_s=max(0.0, now - float(cols["entered"][r]))))
         if self.spec.loiter_seconds is not None and len(self.table):
             due = cols["inside"] & ~cols["loitered"] & (now - cols["entered"] >= self.spec.loiter_seconds)
             for r in np.flatnonzero(due).tolist():
