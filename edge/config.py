@@ -454,36 +454,6 @@ def read_model_class_names(path: Path) -> list[str] | None:
     return parse_names_metadata(names) if names else None
 
 
-def resolve_labels_path(labels_file: str, config_dir: Path | None = None) -> Path:
-    """Where a configured ``labels_file`` is: relative to the config file's folder, else as given."""
-    p = Path(labels_file).expanduser()
-    if p.is_absolute() or config_dir is None or not (config_dir / p).exists():
-        return p
-    return config_dir / p
-
-
-def read_labels_file(path: Path) -> list[str]:
-    """Class names, one per non-empty line (index = class id); ``OSError`` when it cannot be read."""
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def model_class_names(model: ModelConfig, config_dir: Path | None = None) -> tuple[list[str] | None, str]:
-    """The class names the detector will use, and where they come from (for messages).
-
-    The one rule, shared by config validation, ``edge check-config``'s lint and the daemon: the
-    ``labels_file`` when one is set, else the model's ``names`` metadata. ``None`` when they cannot be
-    read (the detector then reports why, with the model's path).
-    """
-    if model.labels_file:
-        path = resolve_labels_path(model.labels_file, config_dir)
-        try:
-            return read_labels_file(path) or None, f"labels_file {path}"
-        except OSError:
-            return None, f"labels_file {path}"
-    path = resolve_model_path(model.path, config_dir)
-    return read_model_class_names(path), f"model {path}"
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Loading with line numbers (the YAML and error machinery is in edge.config_errors)
 
@@ -584,6 +554,8 @@ def load_settings(
     names_from = "the COCO model"
     problems: list[ConfigProblem] = []
     if check_model_classes:
+        from edge.class_names import model_class_names  # noqa: PLC0415 - it imports this module
+
         names, names_from = model_class_names(settings.model, path.parent)
         if names is not None:
             class_names = names

@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from edge.class_names import model_class_names
 from edge.config import (
     COCO_CLASSES,
     CameraConfig,
     Settings,
-    model_class_names,
     resolve_model_path,
     to_pixels,
 )

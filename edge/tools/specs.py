@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.config import class_ids, resolve_labels_path, to_pixels
+from edge.class_names import resolve_labels_path
+from edge.config import class_ids, to_pixels
 from edge.events import LineSpec, ZoneSpec
 
 if TYPE_CHECKING:

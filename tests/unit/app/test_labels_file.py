@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from helpers.paths import REPO_ROOT, models_dir, require
 
-from edge.config import COCO_CLASSES, load_settings, model_class_names
+from edge.class_names import model_class_names
+from edge.config import COCO_CLASSES, load_settings
 from edge.errors import ConfigError
 
 CUSTOM = ["worker", *COCO_CLASSES[1:]]  # 80 names, so the COCO model's output fits; class 0 renamed
