@@ -1,13 +1,8 @@
 """MQTT publisher: events through the durable outbox, retained state, availability, Home Assistant discovery.
 
-This module is the only place that knows MQTT topic names (see ``docs/mqtt.md``)::
-
-    <prefix>/<node>/availability                      retained "online" / "offline" (last will "offline")
-    <prefix>/<node>/<camera>/status                   retained camera state from capture
-    <prefix>/<node>/<camera>/events/<type>            QoS 1, not retained, the JSON events
-    <prefix>/<node>/<camera>/lines/<line>/state       retained current counts
-    <prefix>/<node>/<camera>/zones/<zone>/state       retained current occupancy
-    <prefix>/<node>/<camera>/lines/<line>/reset       command: zero that line's counters
+Topic names are :mod:`edge.topics`' (``docs/mqtt.md``); TLS, the paho client and retained state are in
+:mod:`edge.mqtt_client`; discovery payloads in :mod:`edge.discovery`; the retry policy is
+:class:`edge.backoff.Backoff`, shared with capture.
 
 Delivery: :meth:`Publisher.publish_event` appends to the :class:`~edge.outbox.Outbox` and wakes the network
 thread, which sends pending rows strictly in outbox order with at most ``max_inflight`` unacknowledged; a
@@ -17,33 +12,30 @@ Delivery is at-least-once: a PUBACK lost with the connection means the event is 
 deduplicate on ``event_id``.
 
 Threading: paho-mqtt runs in one named thread of its own (``edge-mqtt``) driven by ``select`` on the
-client socket and a wake-up socket pair, so every paho call happens on that thread and nothing blocks the
-asyncio loop. The loop thread only writes to SQLite (tens of microseconds) and pokes the wake-up socket.
-Commands from the broker (line reset) are handed back to the loop with ``call_soon_threadsafe``.
-
-A fresh paho client is built for each connection attempt so that no hidden paho queue survives a
-disconnect: the outbox is the only source of truth for what still has to be sent.
+client socket and a wake-up socket pair, so every paho call happens on that thread. ``publish_event`` and
+the ``set_*`` methods run on the pipeline thread (and the loop): they only write to SQLite or memory (tens
+of microseconds) and poke the wake-up socket. Commands from the broker (line reset) are handed to the loop
+with ``call_soon_threadsafe``. A fresh paho client is built for each connection attempt so that no hidden
+paho queue survives a disconnect: the outbox is the only source of truth for what still has to be sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import math
 import random
-import re
 import select
-import socket
 import ssl
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from pydantic import SecretStr
 
+from edge.backoff import Backoff
 from edge.clock import Clock, SystemClock
 from edge.discovery import (
     AVAILABLE,
@@ -53,121 +45,35 @@ from edge.discovery import (
     DiscoveryLedger,
     discovery_configs,
 )
-from edge.errors import PublishError
+from edge.mqtt_client import MqttVersion, RetainedState, TlsSettings, Waker, new_client
+from edge.topics import Topics
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from pathlib import Path
 
+    from edge.config import MqttConfig
     from edge.metrics import Metrics
     from edge.outbox import Outbox
 
+__all__ = ["MqttVersion", "Publisher", "Topics"]  # Topics re-exported: its home is edge.topics
+
 log = logging.getLogger(__name__)
 
-MqttVersion = Literal["3.1.1", "5"]
+# MqttConfig fields passed to the constructor unchanged (the TLS paths become Path objects).
+_CONFIG_FIELDS = {
+    "host",
+    "port",
+    "username",
+    "password",
+    "tls_insecure",
+    "protocol",
+    "client_id",
+    "keepalive",
+}
+_CONFIG_FIELDS |= {"topic_prefix", "qos", "ha_discovery", "ha_prefix"}
 
 # How often the network thread checkpoints the outbox WAL, so that commits on the event loop never have to.
 _CHECKPOINT_INTERVAL_S = 1.0
-
-# A topic level must not contain the separator or wildcards (MQTT 3.1.1 section 4.7), and an empty level
-# would make the reset subscription ambiguous.
-_BAD_LEVEL = re.compile(r"[/+#\x00]")
-
-
-def _check_level(what: str, value: str) -> str:
-    if not value or _BAD_LEVEL.search(value):
-        raise ValueError(f"{what} {value!r} cannot be used as an MQTT topic level (empty, '/', '+', '#')")
-    return value
-
-
-class Topics:
-    """Topic names; the single source of the layout documented in ``docs/mqtt.md``."""
-
-    def __init__(self, prefix: str, node: str) -> None:
-        self.prefix = "/".join(_check_level("topic prefix level", p) for p in prefix.split("/"))
-        self.node = _check_level("node name", node)
-        self.base = f"{self.prefix}/{self.node}"
-
-    @property
-    def availability(self) -> str:
-        return f"{self.base}/availability"
-
-    def status(self, camera: str) -> str:
-        return f"{self._camera(camera)}/status"
-
-    def event(self, camera: str, event_type: str) -> str:
-        return f"{self._camera(camera)}/events/{_check_level('event type', event_type)}"
-
-    def line_state(self, camera: str, line: str) -> str:
-        return f"{self._camera(camera)}/lines/{_check_level('line name', line)}/state"
-
-    def zone_state(self, camera: str, zone: str) -> str:
-        return f"{self._camera(camera)}/zones/{_check_level('zone name', zone)}/state"
-
-    def line_reset(self, camera: str, line: str) -> str:
-        return f"{self._camera(camera)}/lines/{_check_level('line name', line)}/reset"
-
-    def snapshot(self, camera: str) -> str:
-        """Retained JPEG of the camera's latest event (Home Assistant image entity)."""
-        return f"{self._camera(camera)}/snapshot"
-
-    def _camera(self, camera: str) -> str:
-        return f"{self.base}/{_check_level('camera name', camera)}"
-
-    @property
-    def reset_filter(self) -> str:
-        """Subscription matching every line's reset command of this node."""
-        return f"{self.base}/+/lines/+/reset"
-
-    def parse_reset(self, topic: str) -> tuple[str, str] | None:
-        """``(camera, line)`` if ``topic`` is a reset command of this node, else ``None``."""
-        head = f"{self.base}/"
-        if not topic.startswith(head):
-            return None
-        parts = topic[len(head) :].split("/")
-        if len(parts) != 4 or parts[1] != "lines" or parts[3] != "reset" or not parts[0] or not parts[2]:
-            return None
-        return parts[0], parts[2]
-
-
-# -- backoff --------------------------------------------------------------------------------------------
-
-
-class Backoff:
-    """Exponential backoff with jitter: the n-th delay is uniform in [d/2, d], d = min(cap, base * 2**n).
-
-    The jitter keeps a fleet of nodes from reconnecting in lock-step after a broker restart.
-    """
-
-    def __init__(self, base: float, cap: float, rng: random.Random) -> None:
-        self.base = base
-        self.cap = cap
-        self._rng = rng
-        self._n = 0
-
-    def next(self) -> float:
-        d = min(self.cap, self.base * math.pow(2.0, self._n))
-        self._n = min(self._n + 1, 62)
-        return self._rng.uniform(d / 2.0, d)
-
-    def reset(self) -> None:
-        self._n = 0
-
-
-class _ClosingSSLSocket(ssl.SSLSocket):
-    """An SSL socket that closes itself when the TLS handshake fails.
-
-    paho-mqtt 2.2's ``_ssl_wrap_socket`` leaves the socket open when ``do_handshake()`` raises (e.g. an
-    untrusted certificate), leaking one descriptor per reconnect attempt until garbage collection.
-    """
-
-    def do_handshake(self, block: bool = False) -> None:
-        try:
-            super().do_handshake(block)
-        except BaseException:
-            self.close()
-            raise
-
 
 # -- publisher ------------------------------------------------------------------------------------------
 
@@ -193,11 +99,7 @@ class Publisher:
         node: this daemon's name, a topic level (``edge/<node>/...``).
         host, port: the broker.
         username, password: credentials; ``password`` may be a pydantic ``SecretStr`` and is never logged.
-        tls_ca, tls_cert, tls_key: CA bundle, client certificate and key (PEM paths). Giving any of them, or
-            ``tls=True`` (system CAs), turns TLS on.
-        tls_insecure: skip the broker host name check (the certificate chain is still verified). Only for
-            brokers addressed by a name their certificate lacks; it allows man-in-the-middle by anyone with
-            a certificate from the same CA.
+        tls, tls_ca, tls_cert, tls_key, tls_insecure: see :class:`~edge.mqtt_client.TlsSettings`.
         protocol: ``"3.1.1"`` (default, widest broker support) or ``"5"``.
         client_id: MQTT client id; default ``edge-<node>``. Two nodes with one id kick each other off.
         keepalive: seconds between pings. Lower detects a dead link (and triggers the broker's last will)
@@ -210,8 +112,10 @@ class Publisher:
         max_inflight: events sent but not yet acknowledged. More hides broker latency on slow links but
             means more duplicates after a reconnect; 20 is paho's default and what brokers commonly allow
             (MQTT 5 receive maximum).
-        reconnect_base, reconnect_cap: backoff bounds in seconds between connection attempts. A small base
-            recovers quickly from a broker restart; the cap bounds how long a recovered broker waits for us.
+        reconnect_base, reconnect_cap, reconnect_reset_after: the shared backoff policy
+            (:class:`edge.backoff.Backoff`). A small base recovers quickly from a broker restart; the cap
+            bounds how long a recovered broker waits for us; a session that lasted ``reset_after`` seconds
+            starts the next retries at the base again, a flapping one keeps climbing.
         connect_timeout: seconds to wait for the TCP/TLS connection and the CONNACK. Longer tolerates slow
             links; shorter notices a silent (firewalled) broker sooner and bounds how long :meth:`stop` can
             wait for a connection attempt in progress.
@@ -243,6 +147,7 @@ class Publisher:
         max_inflight: int = 20,
         reconnect_base: float = 0.5,
         reconnect_cap: float = 30.0,
+        reconnect_reset_after: float = 30.0,
         connect_timeout: float = 5.0,
         on_line_reset: Callable[[str, str], None] | None = None,
         metrics: Metrics | None = None,
@@ -276,17 +181,15 @@ class Publisher:
         self.on_line_reset = on_line_reset
         self._metrics = metrics
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._backoff = Backoff(reconnect_base, reconnect_cap, rng if rng is not None else random.Random())
-        self._ssl_context = self._make_ssl_context(tls, tls_ca, tls_cert, tls_key, tls_insecure)
+        self._backoff = Backoff(
+            reconnect_base, reconnect_cap, reconnect_reset_after, clock=self._clock, rng=rng
+        )
+        self._ssl_context = TlsSettings(tls, tls_ca, tls_cert, tls_key, tls_insecure).context()
 
-        # Shared between the loop thread (writers) and the network thread (reader), under _state_lock.
-        self._state_lock = threading.Lock()
-        self._retained: dict[str, bytes] = {}
-        self._dirty: dict[str, None] = {}  # ordered set of retained topics to (re)send
+        self._retained = RetainedState()
 
         # The wake-up pair is made in start(): a Publisher that never starts holds no file descriptors.
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
+        self._waker = Waker()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -298,6 +201,26 @@ class Publisher:
         self.connect_attempts = 0
         """Connection attempts so far (for tests and diagnostics)."""
         self._set_connected(False)
+
+    @classmethod
+    def from_config(
+        cls,
+        node: str,
+        cfg: MqttConfig,
+        *,
+        outbox: Outbox,
+        on_line_reset: Callable[[str, str], None] | None = None,
+        metrics: Metrics | None = None,
+        clock: Clock | None = None,
+    ) -> Publisher:
+        """The publisher an ``mqtt`` config section describes (its field names are the constructor's)."""
+        same = cfg.model_dump(include=_CONFIG_FIELDS)
+        paths: dict[str, Any] = {
+            k: Path(v) for k in ("tls_ca", "tls_cert", "tls_key") if (v := getattr(cfg, k))
+        }
+        return cls(
+            node, **same, **paths, outbox=outbox, on_line_reset=on_line_reset, metrics=metrics, clock=clock
+        )
 
     # -- public API (event loop thread) ------------------------------------------------------------------
 
@@ -312,9 +235,7 @@ class Publisher:
             raise RuntimeError("Publisher.start() called twice")
         self._loop = asyncio.get_running_loop()
         self._done = self._loop.create_future()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        self._waker.open()
         self._thread = threading.Thread(target=self._thread_main, name="edge-mqtt", daemon=True)
         self._thread.start()
 
@@ -324,7 +245,7 @@ class Publisher:
         Events still pending after the bound stay in the outbox and are sent by the next run.
         """
         if self._thread is None:
-            self._close_wake()
+            self._waker.close()
             return
         # Nobody is watched any more: a retained occupancy would say otherwise to every later subscriber.
         for topic in list(self._zone_topics):
@@ -348,7 +269,7 @@ class Publisher:
             log.warning("MQTT network thread did not stop in time; leaving it behind")
             return
         self._thread.join()
-        self._close_wake()
+        self._waker.close()
         if self._done.exception() is not None and self._crash is not None:  # marks the exception retrieved
             raise self._crash
 
@@ -395,23 +316,11 @@ class Publisher:
     # -- loop-thread helpers -----------------------------------------------------------------------------
 
     def _set_retained(self, topic: str, payload: bytes) -> None:
-        with self._state_lock:
-            self._retained[topic] = payload
-            self._dirty[topic] = None
+        self._retained.set(topic, payload)
         self._wake()
 
     def _wake(self) -> None:
-        w = self._wake_w
-        if w is None:
-            return  # not started: the event waits in the outbox
-        # Buffer full: a wake-up is already pending. Closed: we are stopped; the outbox keeps the event.
-        with contextlib.suppress(BlockingIOError, OSError):
-            w.send(b"\0")
-
-    def _close_wake(self) -> None:
-        for s in (self._wake_r, self._wake_w):
-            if s is not None:
-                s.close()
+        self._waker.wake()
 
     def _dispatch_reset(self, camera: str, line: str) -> None:
         hook = self.on_line_reset
@@ -422,28 +331,6 @@ class Publisher:
         hook(camera, line)
 
     # -- network thread ----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _make_ssl_context(
-        tls: bool, ca: Path | None, cert: Path | None, key: Path | None, insecure: bool
-    ) -> ssl.SSLContext | None:
-        if not (tls or ca or cert):
-            if insecure:
-                raise ValueError("tls_insecure needs TLS (tls=True or tls_ca)")
-            return None
-        try:
-            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
-            if cert is not None:
-                ctx.load_cert_chain(str(cert), str(key) if key is not None else None)
-        except (OSError, ssl.SSLError) as exc:
-            raise PublishError(f"MQTT TLS setup failed: {exc}") from exc
-        ctx.sslsocket_class = _ClosingSSLSocket
-        if insecure:
-            log.warning(
-                "MQTT tls_insecure is on: the broker's host name is not checked against its certificate"
-            )
-            ctx.check_hostname = False
-        return ctx
 
     def _thread_main(self) -> None:
         try:
@@ -472,7 +359,8 @@ class Publisher:
         loop.call_soon_threadsafe(resolve)
 
     def _run(self) -> None:
-        self._note_state("connecting", logging.INFO, "MQTT connecting to %s:%d", self.host, self.port)
+        where = f"{self.host}:{self.port}"
+        self._note_state("connecting", logging.INFO, "MQTT connecting to %s", where)
         while not self._stopping.is_set():
             conn = _Connection(self._new_client())
             conn.client.user_data_set(conn)
@@ -482,15 +370,8 @@ class Publisher:
             except (OSError, ValueError) as exc:  # refused, unreachable, DNS, TLS (SSLError is an OSError)
                 self._discard(conn)
                 what = "TLS handshake failed" if isinstance(exc, ssl.SSLError) else "unreachable"
-                self._note_state(
-                    f"{what}:{type(exc).__name__}:{exc}",
-                    logging.WARNING,
-                    "MQTT broker %s:%d %s (%s); retrying with backoff",
-                    self.host,
-                    self.port,
-                    what,
-                    exc,
-                )
+                msg = "MQTT broker %s %s (%s); retrying with backoff"
+                self._note_state(f"{what}:{type(exc).__name__}:{exc}", logging.WARNING, msg, where, what, exc)
                 self._sleep(self._backoff.next())
                 continue
             self._serve(conn)
@@ -498,55 +379,32 @@ class Publisher:
             if self._connected:
                 self._set_connected(False)
             if conn.connack is False:
-                self._note_state(
-                    f"refused:{conn.refusal}",
-                    logging.ERROR,
-                    "MQTT broker %s:%d refused the connection: %s; retrying with backoff",
-                    self.host,
-                    self.port,
-                    conn.refusal,
-                )
+                msg = "MQTT broker %s refused the connection: %s; retrying with backoff"
+                self._note_state(f"refused:{conn.refusal}", logging.ERROR, msg, where, conn.refusal)
             elif conn.connack is True and not self._stopping.is_set():
                 lost = len(conn.inflight)
                 if lost and self._metrics is not None:
                     self._metrics.events_failed.labels(reason="connection_lost").inc(lost)
-                self._note_state(
-                    "lost",
-                    logging.WARNING,
-                    "MQTT connection to %s:%d lost (%d events in flight will be resent); reconnecting",
-                    self.host,
-                    self.port,
-                    lost,
-                )
+                msg = "MQTT connection to %s lost (%d events in flight will be resent); reconnecting"
+                self._note_state("lost", logging.WARNING, msg, where, lost)
             elif conn.connack is None and not self._stopping.is_set():
-                self._note_state(
-                    "no-connack",
-                    logging.WARNING,
-                    "MQTT broker %s:%d did not accept the session in time; retrying with backoff",
-                    self.host,
-                    self.port,
-                )
+                msg = "MQTT broker %s did not accept the session in time; retrying with backoff"
+                self._note_state("no-connack", logging.WARNING, msg, where)
             if not self._stopping.is_set():
                 self._sleep(self._backoff.next())
         self._note_state("stopped", logging.INFO, "MQTT publisher stopped")
 
     def _new_client(self) -> mqtt.Client:
-        v5 = self.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            # The outbox, not the broker session, makes events durable; a clean session also drops any
-            # stale reset command queued while we were away.
-            clean_session=None if v5 else True,
+        client = new_client(
+            self.client_id,
+            protocol=self.protocol,
+            connect_timeout=self.connect_timeout,
+            max_inflight=self.max_inflight,
+            will=(self.topics.availability, NOT_AVAILABLE),
+            username=self.username,
+            password=self._password,
+            ssl_context=self._ssl_context,
         )
-        client.connect_timeout = self.connect_timeout
-        client.max_inflight_messages_set(self.max_inflight)
-        client.will_set(self.topics.availability, NOT_AVAILABLE, qos=1, retain=True)
-        if self.username is not None:
-            client.username_pw_set(self.username, self._password)
-        if self._ssl_context is not None:
-            client.tls_set_context(self._ssl_context)
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
@@ -577,7 +435,7 @@ class Publisher:
     def _serve(self, conn: _Connection) -> None:
         """Drive one connection until it ends; returns when the socket is gone or stop completed."""
         client = conn.client
-        wake = self._wake_r
+        wake = self._waker.reader
         assert wake is not None  # made by start() before the thread runs
         connack_deadline = self._clock.monotonic() + self.connect_timeout
         stop_deadline: float | None = None
@@ -603,7 +461,7 @@ class Publisher:
             want = [sock] if client.want_write() else []
             readable, writable, _ = select.select([sock, wake], want, [], timeout)
             if wake in readable:
-                self._drain_wake(wake)
+                self._waker.drain()
             if sock in readable or pending_tls:
                 rc = client.loop_read()
                 if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -629,31 +487,20 @@ class Publisher:
                 self._pump(conn)
                 self._maybe_checkpoint()
 
-    def _drain_wake(self, r: socket.socket) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):
-            while r.recv(4096):
-                pass
-
     def _session_started(self, conn: _Connection) -> None:
         client = conn.client
         conn.subscribed = True
-        self._backoff.reset()
+        self._backoff.online()  # the next failure starts at the base again once this lasted reset_after
         self._set_connected(True)
         self._note_state("connected", logging.INFO, "MQTT connected to %s:%d", self.host, self.port)
         client.publish(self.topics.availability, AVAILABLE, qos=1, retain=True)
         client.subscribe(self.topics.reset_filter, qos=1)
         client.subscribe(self._ha.filter, qos=1)  # our retained discovery configs come back: see _on_message
         # The broker may have lost retained messages (restart without persistence): send them all again.
-        with self._state_lock:
-            self._dirty = dict.fromkeys(self._retained)
+        self._retained.resend_all()
 
     def _send_retained(self, client: mqtt.Client) -> None:
-        with self._state_lock:
-            if not self._dirty:
-                return
-            batch = [(t, self._retained[t]) for t in self._dirty]
-            self._dirty.clear()
-        for topic, payload in batch:
+        for topic, payload in self._retained.take():
             # QoS 1 without outbox tracking: the latest value is re-sent on every (re)connect anyway.
             client.publish(topic, payload, qos=1, retain=True)
 

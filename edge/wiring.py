@@ -77,28 +77,8 @@ def build_publisher(
     clock: Clock,
 ) -> Publisher:
     """The MQTT publisher the ``mqtt`` section describes."""
-    q = settings.mqtt
-    return Publisher(
-        settings.node,
-        host=q.host,
-        port=q.port,
-        username=q.username,
-        password=q.password,
-        tls_ca=Path(q.tls_ca) if q.tls_ca else None,
-        tls_cert=Path(q.tls_cert) if q.tls_cert else None,
-        tls_key=Path(q.tls_key) if q.tls_key else None,
-        tls_insecure=q.tls_insecure,
-        protocol=q.protocol,
-        client_id=q.client_id,
-        keepalive=q.keepalive,
-        topic_prefix=q.topic_prefix,
-        qos=q.qos,
-        outbox=outbox,
-        ha_discovery=q.ha_discovery,
-        ha_prefix=q.ha_prefix,
-        on_line_reset=on_line_reset,
-        metrics=metrics,
-        clock=clock,
+    return Publisher.from_config(
+        settings.node, settings.mqtt, outbox=outbox, on_line_reset=on_line_reset, metrics=metrics, clock=clock
     )
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from edge.backoff import Backoff
 from edge.errors import PublishError
 from edge.outbox import Outbox
-from edge.publisher import Backoff, Publisher, Topics
+from edge.publisher import Publisher, Topics
 
 
 @pytest.mark.parametrize(
@@ -60,15 +61,14 @@ def test_parse_reset(topic: str, parsed: tuple[str, str] | None) -> None:
     assert Topics("edge", "n1").parse_reset(topic) == parsed
 
 
-def test_backoff_grows_with_jitter_up_to_the_cap_and_resets() -> None:
-    b = Backoff(0.5, 4.0, random.Random(1))
-    delays = [b.next() for _ in range(8)]
-    nominal = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
-    for d, n in zip(delays, nominal, strict=True):
-        assert n / 2 <= d <= n
-    assert len(set(delays)) == len(delays)  # jittered
-    b.reset()
-    assert 0.25 <= b.next() <= 0.5
+def test_reconnects_follow_the_shared_backoff_policy(tmp_path: Path) -> None:
+    # The policy itself (jitter, cap, reset after a healthy period) is tested in tests/unit/capture.
+    box = Outbox(tmp_path / "o.db")
+    rng = random.Random(1)
+    p = Publisher("n1", host="localhost", outbox=box, reconnect_base=0.5, reconnect_cap=4.0, rng=rng)
+    assert isinstance(p._backoff, Backoff)
+    assert (p._backoff.base, p._backoff.cap, p._backoff.reset_after) == (0.5, 4.0, 30.0)
+    box.close()
 
 
 def test_constructor_checks(tmp_path: Path) -> None:
@@ -88,4 +88,28 @@ def test_publish_event_without_a_broker_goes_to_the_outbox(tmp_path: Path) -> No
     pub.publish_event("gate", "line_crossing", b'{"event_id":"a","seq":1}')
     assert [r.topic for r in box] == ["edge/n1/gate/events/line_crossing"]
     assert not pub.connected
+    box.close()
+
+
+def test_from_config_takes_every_field_of_the_mqtt_section(tmp_path: Path) -> None:
+    from edge.config import MqttConfig
+
+    cfg = MqttConfig(
+        host="broker",
+        port=8883,
+        username="u",
+        password="secret",  # type: ignore[arg-type]  # noqa: S106 - a test value
+        protocol="5",
+        client_id="cid",
+        keepalive=12,
+        topic_prefix="site/a",
+        qos=0,
+        ha_discovery=False,
+        ha_prefix="ha",
+    )
+    box = Outbox(tmp_path / "o.db")
+    p = Publisher.from_config("n1", cfg, outbox=box)
+    assert (p.host, p.port, p.username, p._password) == ("broker", 8883, "u", "secret")
+    assert (p.protocol, p.client_id, p.keepalive, p.qos) == ("5", "cid", 12, 0)
+    assert (p.topics.base, p.ha_discovery, p.ha_prefix) == ("site/a/n1", False, "ha")
     box.close()
