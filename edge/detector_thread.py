@@ -20,8 +20,10 @@ benchmarks compare against, and what a caller gets whose detector has only ``war
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from edge.clock import SystemClock
@@ -73,6 +75,9 @@ class BatchingDetector:
         overlap: letterbox, run and decode on three threads at once (default), or all on one.
         on_status: called from the thread with one line per warm-up step (e.g. systemd ``STATUS=`` and
             ``EXTEND_TIMEOUT_USEC``); must be thread-safe.
+        prep_threads: threads that letterbox one batch together (overlap only). A GPU runs a batch of 32
+            faster than one core letterboxes it; on a CPU the cores are the model's, so ``None`` means 1
+            there and up to 4 (half the cores) beside an accelerator.
 
     Progress (``batches_done``, ``frames_done``) is what a watchdog should watch: it grows only while
     frames really go through the model and out. ``ready`` is set once warm-up is done; a crash in any of
@@ -94,6 +99,7 @@ class BatchingDetector:
         name: str = "detector",
         overlap: bool = True,
         on_status: Callable[[str], None] | None = None,
+        prep_threads: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -107,8 +113,20 @@ class BatchingDetector:
         self._metrics = metrics
         self._clock = clock if clock is not None else SystemClock()
         self.name = name
-        self.overlap = overlap and hasattr(detector, "run_letterboxed")
+        # Overlap needs the split API and batches that fit one run; a fixed-batch-1 model with a larger
+        # batch_size keeps the serial loop, whose infer() splits each take into runs.
+        self.overlap = (
+            overlap
+            and hasattr(detector, "run_letterboxed")
+            and getattr(detector, "max_batch", batch_size) >= batch_size
+        )
         self._on_status = on_status
+        if prep_threads is None:
+            on_cpu = str(getattr(detector, "provider", "cpu")).lower() == "cpu"
+            prep_threads = 1 if on_cpu else max(1, min(4, (os.cpu_count() or 2) // 2))
+        if prep_threads < 1:
+            raise ValueError(f"prep_threads must be >= 1, got {prep_threads}")
+        self.prep_threads = prep_threads
         self._stop = threading.Event()
         self.ready = threading.Event()
         """Set once warm-up is done and frames are being taken."""
@@ -152,6 +170,7 @@ class BatchingDetector:
     def _crash(self, exc: BaseException) -> None:
         self.failure = exc
         self.failed.set()
+        self._stop.set()  # the gather thread's own waits watch stop; the hand-offs watch failed
         logger.error("detector thread %s crashed", threading.current_thread().name, exc_info=exc)
 
     def _guard(self, loop: Callable[[], None]) -> None:
@@ -225,6 +244,9 @@ class BatchingDetector:
     def _gather_loop(self) -> None:
         for _ in range(_BUFFERS):
             self._free.put(self._detector.new_letterbox())
+        pool = None
+        if self.prep_threads > 1:
+            pool = ThreadPoolExecutor(self.prep_threads, thread_name_prefix=f"{self.name}-prep")
         try:
             while not self._stop.is_set():
                 try:
@@ -237,9 +259,11 @@ class BatchingDetector:
                 if not frames:
                     break
                 self._record_age(frames)
-                letterbox.fill([f.image for f in frames])
+                letterbox.fill([f.image for f in frames], pool, self.prep_threads)
                 self._put(self._to_run, (frames, letterbox))
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
             if not self.failed.is_set():
                 self._put(self._to_run, None)  # the batches in flight finish, then the others exit
 

@@ -29,6 +29,7 @@ from numba import njit
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from concurrent.futures import Executor
 
 PAD_VALUE = 114
 """Grey of the letterbox padding, as in Ultralytics training (any other value costs accuracy)."""
@@ -212,7 +213,8 @@ class Letterbox:
         # Per slot: scale, pad_x, pad_y, width, height (what the decoder needs), kept with the slot.
         self._params = np.zeros((0, 5), np.float64)
         self._geometry: dict[tuple[int, int], _Geometry] = {}
-        self._resized: dict[tuple[int, int], npt.NDArray[np.uint8]] = {}
+        # Resize buffers per part of a parallel fill (part 0 is the serial fill's), per resized size.
+        self._resized_parts: list[dict[tuple[int, int], npt.NDArray[np.uint8]]] = [{}]
 
     def params(self, n: int) -> npt.NDArray[np.float64]:
         """``float64 (n, 5)``: scale, pad_x, pad_y, width, height of the frames in slots ``0..n-1`` by the
@@ -241,7 +243,8 @@ class Letterbox:
         if geometry is None:
             if len(self._geometry) >= _MAX_SHAPES:
                 self._geometry.clear()
-                self._resized.clear()
+                for bufs in self._resized_parts:
+                    bufs.clear()
             placement, new_w, new_h = letterbox_geometry(width, height, self.input_w, self.input_h)
             cols, rows = _single_tap(width, new_w), _single_tap(height, new_h)
             if cols is None or rows is None:
@@ -257,8 +260,14 @@ class Letterbox:
             self._grow(n)
         return self._tensor[:n]
 
-    def fill(self, images: Sequence[npt.NDArray[np.uint8]]) -> tuple[npt.NDArray[Any], list[Placement]]:
+    def fill(
+        self, images: Sequence[npt.NDArray[np.uint8]], executor: Executor | None = None, parts: int = 1
+    ) -> tuple[npt.NDArray[Any], list[Placement]]:
         """Letterbox ``images`` (``uint8 (H, W, 3)`` BGR) into slots ``0..n-1``.
+
+        With an ``executor`` and ``parts > 1`` the slots are split into ``parts`` ranges converted at
+        once (the Numba kernels and ``cv2.resize`` release the GIL): a GPU runs a batch faster than one
+        core can letterbox it. Each part has its own resize buffers.
 
         Returns the ``(n, 3, input_h, input_w)`` (uint8: ``(n, input_h, input_w, 3)``) view of the batch
         tensor (valid until the next call) and one :class:`Placement` per image.
@@ -266,14 +275,41 @@ class Letterbox:
         n = len(images)
         if n > self.capacity:
             self._grow(n)
-        placements: list[Placement] = []
-        pad = np.uint8(PAD_VALUE) if self._uint8 else np.float32(PAD_VALUE / 255.0)
-        for i, image in enumerate(images):
+        geometries: list[_Geometry] = []
+        for image in images:
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 msg = f"expected uint8 (H, W, 3) BGR image, got {image.dtype} {image.shape}"
                 raise ValueError(msg)
+            geometries.append(self._geometry_for(int(image.shape[0]), int(image.shape[1])))
+        parts = max(1, min(parts, n)) if executor is not None else 1
+        while len(self._resized_parts) < parts:
+            self._resized_parts.append({})
+        if parts == 1:
+            self._fill_slots(images, geometries, 0, n, 0)
+        else:
+            bounds = [round(k * n / parts) for k in range(parts + 1)]
+            assert executor is not None
+            futures = [
+                executor.submit(self._fill_slots, images, geometries, bounds[k], bounds[k + 1], k)
+                for k in range(parts)
+            ]
+            for future in futures:
+                future.result()
+        return self._tensor[:n], [g.placement for g in geometries]
+
+    def _fill_slots(
+        self,
+        images: Sequence[npt.NDArray[np.uint8]],
+        geometries: list[_Geometry],
+        start: int,
+        stop: int,
+        part: int,
+    ) -> None:
+        pad = np.uint8(PAD_VALUE) if self._uint8 else np.float32(PAD_VALUE / 255.0)
+        resized_bufs = self._resized_parts[part]
+        for i in range(start, stop):
+            image, geometry = images[i], geometries[i]
             h, w = int(image.shape[0]), int(image.shape[1])
-            geometry = self._geometry_for(h, w)
             p = geometry.placement
             slot = self._tensor[i]
             if self._slot_shape[i] != (h, w):
@@ -284,16 +320,15 @@ class Letterbox:
                 # Same pixels as cv2.resize(INTER_LINEAR) here (weights are exactly 0 and 1), read once.
                 gather = _gather_to_hwc if self._uint8 else _gather_to_chw
                 gather(image, slot, p.pad_y, p.pad_x, geometry.cols, geometry.rows)
-                placements.append(p)
                 continue
             if geometry.new_w == w and geometry.new_h == h:
                 resized = image
             else:
                 key = (geometry.new_h, geometry.new_w)
-                buf = self._resized.get(key)
+                buf = resized_bufs.get(key)
                 if buf is None:
                     buf = np.empty((geometry.new_h, geometry.new_w, 3), np.uint8)
-                    self._resized[key] = buf
+                    resized_bufs[key] = buf
                 # dst= makes OpenCV write into the buffer instead of allocating a new image.
                 cv2.resize(image, (geometry.new_w, geometry.new_h), dst=buf, interpolation=cv2.INTER_LINEAR)
                 resized = buf
@@ -301,5 +336,3 @@ class Letterbox:
                 slot[p.pad_y : p.pad_y + geometry.new_h, p.pad_x : p.pad_x + geometry.new_w] = resized
             else:
                 _bgr_to_chw(resized, slot, p.pad_y, p.pad_x)
-            placements.append(p)
-        return self._tensor[:n], placements

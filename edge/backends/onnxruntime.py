@@ -265,6 +265,7 @@ class OnnxRuntimeBackend:
         # Per batch size: (binding, device input or None, device output, run options). At most one entry
         # per size the detector runs, so bounded by len(batch_sizes) (max_batch when not padding).
         self._bound: dict[int, tuple[Any, Any, Any, Any]] = {}
+        self._io_device = "cuda"  # where bound buffers live (tests bind on "cpu" to run this code path)
 
     def _provider_entry(self, short: str, trt_cache_dir: Path | None) -> str | tuple[str, dict[str, Any]]:
         if short == "cuda":
@@ -317,14 +318,16 @@ class OnnxRuntimeBackend:
         out_shape = session.get_outputs()[0].shape
         rows = 4 + len(self._info.class_names)
         anchors = out_shape[2] if isinstance(out_shape[2], int) else anchors_for(*self._info.input_size)
-        out = ort.OrtValue.ortvalue_from_shape_and_type((n, rows, anchors), np.float32, "cuda", 0)
+        out = ort.OrtValue.ortvalue_from_shape_and_type((n, rows, anchors), np.float32, self._io_device, 0)
         binding = session.io_binding()
         binding.bind_ortvalue_output(self._info.output_name, out)
         device_in = None
         options = ort.RunOptions()
         if self.cuda_graph:
             # A captured graph replays fixed addresses: the input must live in one device buffer per size.
-            device_in = ort.OrtValue.ortvalue_from_shape_and_type(batch.shape, batch.dtype, "cuda", 0)
+            device_in = ort.OrtValue.ortvalue_from_shape_and_type(
+                batch.shape, batch.dtype.type, self._io_device, 0
+            )
             binding.bind_ortvalue_input(self._input_name, device_in)
             options.add_run_config_entry("gpu_graph_id", str(n))  # one graph per batch size
         entry = (binding, device_in, out, options)
@@ -343,7 +346,8 @@ class OnnxRuntimeBackend:
             device_in.update_inplace(np.ascontiguousarray(batch))
             binding.synchronize_inputs()
         self.session.run_with_iobinding(binding, options)
-        # run_with_iobinding returns once ORT's streams are done; numpy() then copies device -> host.
+        # run_with_iobinding returns once ORT's streams are done; numpy() then copies device -> host into
+        # a new array, so the decode thread may hold it while the next batch runs.
         host: npt.NDArray[np.float32] = out.numpy()
         return host
 

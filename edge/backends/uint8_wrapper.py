@@ -8,8 +8,8 @@ BGR, followed by::
     Gather(axis=3, [2, 1, 0])   BGR -> RGB, on bytes (cheapest place for it)
     Transpose(perm=[0, 3, 1, 2])  NHWC -> NCHW
     Cast(to=float)
-    Mul(1/255 as float32)       the same float32 product the host letterbox computes, so the wrapped
-                                model sees bit-identical input and gives the same detections
+    Mul(1/255 as float32)       the same float32 product the host letterbox computes for pixels (its
+                                grey padding differs in the last bit), so detections agree
 
 and then the original graph unchanged (its input becomes an internal tensor). :func:`wrapped_model` caches
 the result by the original's content hash, so a changed model gets a new wrapper and restarts pay nothing.

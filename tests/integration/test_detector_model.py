@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from typing import Any
 
 import cv2
 import numpy as np
@@ -193,3 +194,105 @@ def test_bench_reports_a_missing_video(capsys, yolo11n_320_path, tmp_path):
 
     assert main(["--model", str(yolo11n_320_path), "--video", str(tmp_path / "none.mp4"), "--json"]) != 0
     assert "cannot be opened" in capsys.readouterr().err
+
+
+VIDEOS = ["pedestrians.mp4", "car-detection.mp4", "vehicle_counting_input_video.mp4"]
+
+
+@pytest.fixture(scope="module")
+def camera_frames(video_dir) -> list[Frame]:
+    """Three shared videos as three cameras (different sizes), 12 frames each, interleaved as capture
+    hands them on."""
+    per_cam: list[list[np.ndarray]] = []
+    for name in VIDEOS:
+        cap = cv2.VideoCapture(str(video_dir / name))
+        images = []
+        while len(images) < 12:
+            ok, image = cap.read()
+            assert ok, f"{name} ended early"
+            for _ in range(4):  # every 5th frame: scenes move between frames
+                cap.grab()
+            images.append(image)
+        cap.release()
+        per_cam.append(images)
+    return [Frame(per_cam[c][s], VIDEOS[c], s, 0.0, 0.0) for s in range(12) for c in range(len(VIDEOS))]
+
+
+def assert_near(a: Detections, b: Detections, *, iou_min: float, conf_atol: float) -> None:
+    """Same boxes, matched one to one by order (both sorted by score): same class, IoU and score close."""
+    assert len(a) == len(b)
+    np.testing.assert_array_equal(a.class_id, b.class_id)
+    np.testing.assert_allclose(a.confidence, b.confidence, atol=conf_atol)
+    x1 = np.maximum(a.xyxy[:, 0], b.xyxy[:, 0])
+    y1 = np.maximum(a.xyxy[:, 1], b.xyxy[:, 1])
+    x2 = np.minimum(a.xyxy[:, 2], b.xyxy[:, 2])
+    y2 = np.minimum(a.xyxy[:, 3], b.xyxy[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda d: (d.xyxy[:, 2] - d.xyxy[:, 0]) * (d.xyxy[:, 3] - d.xyxy[:, 1])  # noqa: E731
+    iou = inter / (area(a) + area(b) - inter)
+    assert np.all(iou >= iou_min), iou.min()
+
+
+def run_thread(det: Detector, frames: list[Frame], batch_size: int, overlap: bool) -> list[Any]:
+    pending = list(frames)
+    lock = threading.Lock()
+    got: list[tuple[str, int, Detections]] = []
+    done = threading.Event()
+
+    def take(max_n: int, timeout_s: float) -> list[Frame]:
+        with lock:
+            # Uneven takes (1, 2, ..., batch_size frames) so partial batches are padded.
+            n = min(max_n, 1 + len(got) % batch_size)
+            batch, pending[:] = pending[:n], pending[n:]
+        if not batch:
+            done.wait(timeout_s)
+        return batch
+
+    def deliver(frame: Frame, dets: Detections) -> None:
+        got.append((frame.camera, frame.seq, dets))
+        if len(got) == len(frames):
+            done.set()
+
+    worker = BatchingDetector(det, take, deliver, batch_size=batch_size, overlap=overlap, prep_threads=2)
+    assert worker.overlap == overlap
+    worker.start()
+    assert done.wait(120)
+    assert worker.stop(10)
+    return got
+
+
+@pytest.mark.parametrize("model", ["yolo11n_320.onnx", "yolov8n.onnx"])
+def test_double_buffered_padded_detector_equals_todays(camera_frames, model):
+    """The overlapped thread with padded batches delivers, per camera and in order, the detections of
+    today's loop (serial, unpadded) on the shared videos. ORT may choose other kernels for another batch
+    size, so scores may differ in the last bits (tolerances as in assert_same)."""
+    path = require(models_dir() / model, model)
+    today = Detector(path, backend="onnxruntime", providers=["cpu"], max_batch=4, pad_batches=False)
+    padded = Detector(path, backend="onnxruntime", providers=["cpu"], max_batch=4, pad_batches=True)
+    assert padded.batch_sizes == (1, 2, 4)
+    assert today.batch_sizes == (1, 2, 3, 4)
+    new = run_thread(padded, camera_frames, 4, overlap=True)
+    old = run_thread(today, camera_frames, 4, overlap=False)
+    assert [(c, s) for c, s, _ in new] == [(f.camera, f.seq) for f in camera_frames]
+    assert [(c, s) for c, s, _ in old] == [(c, s) for c, s, _ in new]
+    for (_, _, a), (_, _, b) in zip(new, old, strict=True):
+        assert_same(a, b)
+    assert sum(len(d) for _, _, d in new) > 100  # the videos really have objects
+
+
+@pytest.mark.parametrize("model", ["yolo11n_320.onnx", "yolov8n.onnx"])
+def test_uint8_input_gives_the_float_paths_detections(camera_frames, model, tmp_path):
+    """The uint8-input wrapper (conversion on the model's side) against the float letterbox on the
+    shared videos: same boxes, same class, IoU >= 0.99, confidence within 1e-3."""
+    path = require(models_dir() / model, model)
+    images = [f.image for f in camera_frames]
+    as_float = Detector(path, backend="onnxruntime", providers=["cpu"], max_batch=4)
+    as_uint8 = Detector(
+        path, backend="onnxruntime", providers=["cpu"], max_batch=4, uint8_input=True, cache_dir=tmp_path
+    )
+    assert as_uint8.backend.input_dtype == np.uint8
+    assert as_float.backend.input_dtype == np.float32
+    float_dets, uint8_dets = as_float.infer(images), as_uint8.infer(images)
+    for a, b in zip(float_dets, uint8_dets, strict=True):
+        assert_near(a, b, iou_min=0.99, conf_atol=1e-3)
+    assert sum(len(d) for d in float_dets) > 100

@@ -97,7 +97,7 @@ def test_the_shape_cache_is_bounded():
     for w in range(20, 60):
         lb.fill([np.zeros((30, w, 3), np.uint8)])
     assert len(lb._geometry) <= 16
-    assert len(lb._resized) <= 16
+    assert len(lb._resized_parts[0]) <= 16
 
 
 @pytest.mark.parametrize(
@@ -177,3 +177,63 @@ def test_pixel_picking_is_used_only_where_bilinear_degenerates_to_it(frame, size
     geometry = lb._geometry[frame[1], frame[0]]
     assert (geometry.cols is not None) == single
     np.testing.assert_allclose(tensor[0], reference_letterbox(image, size), atol=1e-6)
+
+
+def test_uint8_tensor_holds_the_same_pixels_as_the_float_one(frames):
+    """The uint8 NHWC BGR tensor is the float NCHW RGB tensor before the swap and scaling (what the
+    wrapper graph does on the device), pixel for pixel, padding included."""
+    lf = Letterbox(320, 320, max_batch=4)
+    lu = Letterbox(320, 320, max_batch=4, dtype=np.uint8)
+    for _ in range(2):  # the second fill reuses the padding
+        tf, pf = lf.fill(frames)
+        tu, pu = lu.fill(frames)
+        assert tu.shape == (4, 320, 320, 3)
+        assert tu.dtype == np.uint8
+        assert pf == pu
+        assert np.all(tu[0, :70] == PAD_VALUE)  # 960x540 into 320x320: 70 rows of padding on top
+        swapped = tu[..., ::-1].transpose(0, 3, 1, 2)
+        np.testing.assert_array_equal(swapped[tf == PAD], PAD_VALUE)
+        pixels = tf != PAD
+        np.testing.assert_array_equal(swapped.astype(np.float32)[pixels] * np.float32(1 / 255), tf[pixels])
+        np.testing.assert_array_equal(lu.params(4), lf.params(4))
+
+
+def test_single_tap_uint8_matches_cv2_resize():
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (1080, 1920, 3), np.uint8)  # 1/3 of 1920x1080 into 640: picks pixels
+    tensor, (p,) = Letterbox(640, 640, max_batch=1, dtype=np.uint8).fill([frame])
+    expected = cv2.resize(frame, (640, 360), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(tensor[0, p.pad_y : p.pad_y + 360], expected)
+    assert np.all(tensor[0, : p.pad_y] == PAD_VALUE)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+@pytest.mark.parametrize("parts", [2, 3, 8])
+def test_a_parallel_fill_equals_a_serial_fill(frames, dtype, parts):
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = frames * 2  # 8 frames, two of each size, so parts share resize sizes
+    serial = Letterbox(320, 320, max_batch=8, dtype=dtype)
+    parallel = Letterbox(320, 320, max_batch=8, dtype=dtype)
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(2):
+            a, pa = serial.fill(images)
+            b, pb = parallel.fill(images, pool, parts)
+            np.testing.assert_array_equal(a, b)
+            assert pa == pb
+
+
+def test_batch_hands_out_padding_slots_that_are_zero_or_older_frames(frames):
+    lb = Letterbox(320, 320, max_batch=8)
+    lb.fill(frames[:3])
+    padded = lb.batch(4)
+    assert padded.shape == (4, 3, 320, 320)
+    assert not np.any(padded[3])  # never filled: zeros, no NaN garbage
+    assert lb.capacity == 4
+    with pytest.raises(ValueError, match="max_batch"):
+        lb.batch(9)
+
+
+def test_only_float32_and_uint8_tensors():
+    with pytest.raises(ValueError, match="float32 or uint8"):
+        Letterbox(320, 320, dtype=np.float16)
