@@ -67,7 +67,7 @@ from edge.types import Frame
 
 __all__ = [
     "CONNECTING", "DROP_FPS_CAP", "DROP_SHUTDOWN", "DROP_SUPERSEDED", "OFFLINE", "ONLINE", "STALLED",
-    "STOPPED", "Capture", "FpsCap", "FrameNotifier", "VideoSource", "source_kind",
+    "STOPPED", "Capture", "FpsCap", "FrameNotifier", "Isolation", "VideoSource", "source_kind",
 ]
 
 log = logging.getLogger(__name__)

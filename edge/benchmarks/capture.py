@@ -9,7 +9,14 @@ times each:
   thread's full job: demux, decode, convert to BGR, wrap in a ``Frame``, hand over through the slot.
 
 Both figures are frames per second of wall time including opening the file; the result is the ratio of
-the medians, measured in the same run, so the shared machine's load cancels out as far as it can.
+the medians, measured in the same run, so the shared machine's load cancels out as far as it can. The
+capture runs once per repeat for each ``--isolation`` (default both: ``process``, the default, where a
+child process decodes and frames come back through shared memory, and ``thread``, decoding in the reader
+thread), so the cost of the process hop is measured against the in-process reader in the same run.
+
+``--hanging N`` also measures what isolation is for: the seconds until a camera reading a local file
+delivers its first frame while ``N`` other cameras hang in open (an HTTP server that accepts and never
+answers, default ``open_timeout`` 10 s), once per isolation, against the same camera alone.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +37,56 @@ from pathlib import Path
 
 import cv2
 
-from edge.capture import STOPPED, Capture
+from edge.capture import STOPPED, Capture, Isolation
+
+
+def _silent_server() -> tuple[socket.socket, threading.Event]:
+    """A TCP port that accepts connections and never answers (a wedged camera)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    done = threading.Event()
+    conns: list[socket.socket] = []
+
+    def accept() -> None:
+        srv.settimeout(0.1)
+        while not done.is_set():
+            try:
+                conns.append(srv.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+        for c in conns:
+            c.close()
+
+    threading.Thread(target=accept, name="silent-accept", daemon=True).start()
+    return srv, done
+
+
+def first_frame_s(path: Path, isolation: Isolation, hanging: int) -> float:
+    """Seconds from start to the first frame of a camera on ``path`` while ``hanging`` others hang in open."""
+    srv, done = _silent_server()
+    port = srv.getsockname()[1]
+    bad = [Capture(f"hang{i}", f"http://127.0.0.1:{port}/s{i}", isolation=isolation) for i in range(hanging)]
+    try:
+        for c in bad:
+            c.start()
+        time.sleep(1.0 if hanging else 0.0)  # their opens are under way
+        cap = Capture("file", str(path), isolation=isolation, realtime=True)
+        t0 = time.perf_counter()
+        cap.start()
+        frame = cap.take(60.0)
+        took = time.perf_counter() - t0
+        cap.stop(5.0)
+        if frame is None:
+            raise RuntimeError("no frame within 60 s")
+        return took
+    finally:
+        for c in bad:
+            c.stop(5.0)
+        done.set()
+        srv.close()
 
 
 def _default_source() -> Path:
@@ -79,7 +136,7 @@ def ffmpeg_fps(path: Path, frames: int, ffmpeg: str, *, bgr: bool = False) -> fl
     return frames / float(m.group(1))
 
 
-def capture_fps(path: Path, decode_threads: int) -> tuple[float, int]:
+def capture_fps(path: Path, decode_threads: int, isolation: Isolation = "process") -> tuple[float, int]:
     """Frames per second of a Capture reading ``path`` as fast as possible; and the frames it decoded."""
     done = threading.Event()
     ended: list[float] = []
@@ -89,7 +146,7 @@ def capture_fps(path: Path, decode_threads: int) -> tuple[float, int]:
             ended.append(time.perf_counter())
             done.set()
 
-    cap = Capture("bench", str(path), on_state=on_state, decode_threads=decode_threads)
+    cap = Capture("bench", str(path), on_state=on_state, decode_threads=decode_threads, isolation=isolation)
     t0 = time.perf_counter()
     cap.start()
     if not done.wait(900):
@@ -107,6 +164,8 @@ def run(
     bitrate: str,
     repeats: int,
     decode_threads: int,
+    isolations: tuple[Isolation, ...] = ("process", "thread"),
+    hanging: int = 0,
 ) -> dict[str, object]:
     ffmpeg = shutil.which("ffmpeg")
     ffprobe = shutil.which("ffprobe")
@@ -120,17 +179,25 @@ def run(
             video = make_1080p(source, Path(tmp) / "bench_1080p.mp4", seconds=seconds, bitrate=bitrate,
                                ffmpeg=ffmpeg)
         frames = count_frames(video, ffprobe)
-        ours: list[float] = []
+        per_mode: dict[str, list[float]] = {m: [] for m in isolations}
         theirs: list[float] = []
         theirs_bgr: list[float] = []
-        capture_fps(video, decode_threads)  # warm-up: page cache, lazy library loading
+        for mode in isolations:
+            capture_fps(video, decode_threads, mode)  # warm-up: page cache, lazy library loading
         for _ in range(repeats):
             theirs.append(ffmpeg_fps(video, frames, ffmpeg))
             theirs_bgr.append(ffmpeg_fps(video, frames, ffmpeg, bgr=True))
-            fps, decoded = capture_fps(video, decode_threads)
-            if decoded != frames:
-                raise RuntimeError(f"capture decoded {decoded} frames, the file has {frames}")
-            ours.append(fps)
+            for mode in isolations:
+                fps, decoded = capture_fps(video, decode_threads, mode)
+                if decoded != frames:
+                    raise RuntimeError(f"capture ({mode}) decoded {decoded} frames, the file has {frames}")
+                per_mode[mode].append(fps)
+        opens: dict[str, float] = {}
+        if hanging > 0:
+            for mode in isolations:
+                opens[f"{mode}_alone_s"] = round(first_frame_s(video, mode, 0), 3)
+                opens[f"{mode}_beside_{hanging}_hanging_s"] = round(first_frame_s(video, mode, hanging), 3)
+        ours = per_mode[isolations[0]]
         size = video.stat().st_size
     ffmpeg_version = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, check=False)  # noqa: S603
     med_ours = statistics.median(ours)
@@ -144,7 +211,11 @@ def run(
         "repeats": repeats,
         "decode_threads": decode_threads,
         "cpus": os.cpu_count(),
+        "isolation": isolations[0],
         "capture_fps": [round(x, 1) for x in ours],
+        "capture_fps_by_isolation": {m: [round(x, 1) for x in v] for m, v in per_mode.items()},
+        "capture_fps_median_by_isolation": {m: round(statistics.median(v), 1) for m, v in per_mode.items()},
+        "first_frame": opens,
         "ffmpeg_fps": [round(x, 1) for x in theirs],
         "capture_fps_median": round(med_ours, 1),
         "ffmpeg_fps_median": round(med_theirs, 1),
@@ -168,6 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="alternating runs of each; medians compared")
     parser.add_argument("--decode-threads", type=int, default=0, help="Capture(decode_threads=...)")
     parser.add_argument("--min-ratio", type=float, default=0.8, help="exit 1 below this ratio")
+    parser.add_argument(
+        "--isolation", choices=("both", "process", "thread"), default="both",
+        help="capture mode(s) to run; the ratio uses the first (process when both)",
+    )
+    parser.add_argument(
+        "--hanging", type=int, default=0, help="also time a first frame beside N cameras hanging in open"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
     result = run(
@@ -177,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         bitrate=args.bitrate,
         repeats=args.repeats,
         decode_threads=args.decode_threads,
+        isolations=("process", "thread") if args.isolation == "both" else (args.isolation,),
+        hanging=args.hanging,
     )
     text = json.dumps(result, indent=2)
     print(text)
