@@ -49,11 +49,12 @@ from edge.mqtt_client import MqttVersion, RetainedState, TlsSettings, Waker, new
 from edge.topics import Topics
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from edge.config import MqttConfig
     from edge.metrics import Metrics
     from edge.outbox import Outbox
+    from edge.payloads import LineState, ZoneState
 
 __all__ = ["MqttVersion", "Publisher", "Topics"]  # Topics re-exported: its home is edge.topics
 
@@ -291,11 +292,11 @@ class Publisher:
         """Retained camera state (``connecting``, ``online``, ``stalled``, ``offline``...)."""
         self._set_retained(self.topics.status(camera), state.encode())
 
-    def set_line_state(self, camera: str, line: str, payload: dict[str, Any]) -> None:
+    def set_line_state(self, camera: str, line: str, payload: LineState) -> None:
         """Retained line counts, ``{"<direction>": {"<class>": count}, ...}`` plus any extra fields."""
         self._set_retained(self.topics.line_state(camera, line), _json(payload))
 
-    def set_zone_state(self, camera: str, zone: str, payload: dict[str, Any]) -> None:
+    def set_zone_state(self, camera: str, zone: str, payload: ZoneState) -> None:
         """Retained zone occupancy, ``{"occupancy": {"<class>": n}, ...}`` plus any extra fields."""
         topic = self.topics.zone_state(camera, zone)
         self._zone_topics[topic] = None
@@ -588,5 +589,5 @@ class Publisher:
         log.log(level, msg, *args, stacklevel=2)
 
 
-def _json(payload: dict[str, Any]) -> bytes:
+def _json(payload: Mapping[str, object]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import IO, TYPE_CHECKING
 
-from edge.pipeline import LineState, Sink, ZoneState
+from edge.pipeline import Sink
 from edge.snapshots import SnapshotRequest
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from edge.bus import TracksBus
     from edge.events import Event
+    from edge.payloads import LineState, ZoneState
     from edge.publisher import Publisher
     from edge.snapshots import SnapshotEncoder, SnapshotOptions
     from edge.types import Detections
@@ -64,10 +65,10 @@ class PublisherSink(Sink):
         self.publisher.publish_event(event.camera, event.type, event.to_json())
 
     def line_state(self, camera: str, line: str, state: LineState) -> None:
-        self.publisher.set_line_state(camera, line, dict(state))
+        self.publisher.set_line_state(camera, line, state)
 
     def zone_state(self, camera: str, zone: str, state: ZoneState) -> None:
-        self.publisher.set_zone_state(camera, zone, dict(state))
+        self.publisher.set_zone_state(camera, zone, state)
 
 
 class SnapshotSink(Sink):

@@ -44,34 +44,40 @@ import json
 import logging
 import math
 import os
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 
 from edge.benchmarks.detector import machine
+from edge.benchmarks.pipeline_parts import (
+    BenchMetrics,
+    CpuMeter,
+    measure_limit,
+    retime,
+    samples,
+    snapshot,
+    total,
+    total_where,
+    write_config,
+)
+from edge.benchmarks.rtsp import RtspServer
 from edge.discovery import forget_node
 from edge.errors import EdgeError
-from edge.metrics import Metrics
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import numpy.typing as npt
-    from prometheus_client import Histogram
 
     from edge.app import App
+
+__all__ = ["BenchMetrics", "CpuMeter", "main", "run_bench", "write_config"]
 
 log = logging.getLogger(__name__)
 
@@ -92,415 +98,6 @@ def _default_model() -> Path:
     return Path(os.environ.get("EDGE_MODELS_DIR", _SHARED / "models")) / DEFAULT_MODEL
 
 
-# ----------------------------------------------------------------------------------------------------
-# the served video and the RTSP server
-
-
-def retime(video: Path, fps: float, dst: Path) -> Path:
-    """``video`` with every frame kept but played at ``fps`` (faster than life), as H.264 baseline (no
-    B-frames: the RTSP server passes it through without re-encoding), one key frame per second.
-
-    A camera at 24-30 frames/s is slower than yolov8n's limit on some machines: the stream, not the
-    pipeline, would then bound the frame rate and the ratio would measure nothing. At ``fps`` above the
-    limit the daemon is throughput-bound; the frames it cannot take are dropped by the latest-frame slot
-    (``superseded``, counted), and their decode is part of the daemon's cost, as with any fast camera.
-    """
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        msg = "ffmpeg is needed to prepare the stream (apt-get install ffmpeg), or pass --stream-fps 0"
-        raise EdgeError(msg)
-    g = max(1, round(fps))
-    cmd = [
-        ffmpeg, "-v", "error", "-y", "-i", str(video), "-an", "-vf", f"setpts=N/({fps}*TB)", "-r", f"{fps}",
-        "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
-        "-g", str(g), "-keyint_min", str(g), "-sc_threshold", "0", str(dst),
-    ]
-    subprocess.run(cmd, check=True, timeout=600)  # noqa: S603 - argv list, no shell
-    return dst
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RtspStreams:
-    """``scripts/rtsp_serve.py`` serving ``n`` copies of ``video`` on ``/cam0`` .. ``/cam{n-1}``.
-
-    Runs under Debian's ``/usr/bin/python3`` (``EDGE_RTSP_PYTHON`` overrides it), which has ``gi``.
-    """
-
-    def __init__(
-        self, video: Path, n: int, *, ready_timeout: float = 60.0, log_path: Path | None = None
-    ) -> None:
-        self.video = video
-        self.n = n
-        self.port = _free_port()
-        self.ready_timeout = ready_timeout
-        self.log_path = log_path
-        self.proc: subprocess.Popen[str] | None = None
-
-    def urls(self) -> list[str]:
-        return [f"rtsp://127.0.0.1:{self.port}/cam{i}" for i in range(self.n)]
-
-    def start(self) -> None:
-        script = _REPO / "scripts" / "rtsp_serve.py"
-        python = os.environ.get("EDGE_RTSP_PYTHON", "/usr/bin/python3")
-        if not script.exists():
-            raise EdgeError(f"{script} not found (edge bench pipeline runs from a source checkout)")
-        cmd = [python, str(script), *[str(self.video)] * self.n, "--port", str(self.port)]
-        for i in range(self.n):
-            cmd += ["--path", f"/cam{i}"]
-        err = self.log_path.open("a") if self.log_path is not None else subprocess.DEVNULL
-        try:
-            self.proc = subprocess.Popen(  # noqa: S603 - argv list of our own script and files, no shell
-                cmd, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True
-            )
-        finally:
-            if self.log_path is not None:
-                cast("Any", err).close()
-        proc = self.proc
-        ready: list[str] = []
-        done = threading.Event()
-
-        def reader() -> None:
-            assert proc.stdout is not None
-            with proc.stdout:
-                for line in proc.stdout:
-                    if line.startswith("READY "):
-                        ready.append(line.split()[1])
-                        if len(ready) == self.n:
-                            done.set()
-            done.set()
-
-        threading.Thread(target=reader, name="bench-rtsp-stdout", daemon=True).start()
-        done.wait(self.ready_timeout)
-        if len(ready) < self.n or proc.poll() is not None:
-            self.stop()
-            msg = f"RTSP server did not get ready ({len(ready)}/{self.n} paths); see {self.log_path}"
-            raise EdgeError(msg)
-
-    def pause(self) -> None:
-        """SIGSTOP: the streams freeze with their connections open; the daemon idles."""
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is not None:
-            proc.send_signal(signal.SIGCONT)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        self.proc = None
-
-
-# ----------------------------------------------------------------------------------------------------
-# CPU used by other processes: the machine is shared, so each phase reports how busy the rest of it was
-
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-class CpuMeter:
-    """CPU seconds of the whole machine, of this process and of the RTSP server (Linux ``/proc``).
-
-    ``other_cores(a, b)`` is the mean number of cores that *other* processes kept busy between two
-    samples: a limit measured while others used 0.2 cores and a daemon run while they used 1.0 are not
-    comparable, and the report says so instead of hiding it."""
-
-    def __init__(self, server_pid: int | None) -> None:
-        self.server_pid = server_pid
-
-    def sample(self) -> tuple[float, float, float, float]:
-        try:
-            fields = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0].split()[1:]
-            v = [int(x) for x in fields]
-            busy = (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / _TICK
-        except (OSError, ValueError, IndexError):
-            busy = float("nan")
-        t = os.times()
-        server = 0.0
-        if self.server_pid is not None:
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                stat = Path(f"/proc/{self.server_pid}/stat").read_text(encoding="ascii")
-                rest = stat.rsplit(")", 1)[1].split()
-                server = (int(rest[11]) + int(rest[12])) / _TICK
-        return time.monotonic(), busy, t.user + t.system, server
-
-    @staticmethod
-    def other_cores(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-        dt = b[0] - a[0]
-        return ((b[1] - a[1]) - (b[2] - a[2]) - (b[3] - a[3])) / dt if dt > 0 else float("nan")
-
-    @staticmethod
-    def cores(a: tuple[float, float, float, float], b: tuple[float, float, float, float], i: int) -> float:
-        dt = b[0] - a[0]
-        return (b[i] - a[i]) / dt if dt > 0 else float("nan")
-
-
-# ----------------------------------------------------------------------------------------------------
-# the limit: decode-only and bare ORT, per frame
-
-
-def decode_ms_per_frame(video: Path, frames: int = 240, runs: int = 3) -> float:
-    """Median over ``runs`` of the mean wall time of ``cv2.VideoCapture.read`` (decode + BGR conversion,
-    what capture does per frame) over ``frames`` frames of ``video``, as fast as it goes."""
-    results = []
-    for _ in range(runs):
-        cap = cv2.VideoCapture(str(video))
-        if not cap.isOpened():
-            raise EdgeError(f"video {video}: cannot be opened")
-        try:
-            ok, image = cap.read()  # opening and the first key frame are not per-frame costs
-            if not ok:
-                raise EdgeError(f"video {video}: no frames")
-            n = 0
-            t0 = time.perf_counter()
-            while n < frames:
-                ok, image = cap.read(image)
-                if not ok:
-                    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                    continue
-                n += 1
-            results.append((time.perf_counter() - t0) / n * 1000)
-        finally:
-            cap.release()
-    return statistics.median(results)
-
-
-def infer_ms_per_frame(
-    model: Path,
-    video: Path,
-    *,
-    batch: int,
-    iterations: int,
-    providers: str | list[str],
-    threads: int | None,
-    backend: str = "auto",
-    precision: str = "auto",
-) -> tuple[float, str]:
-    """Median wall time of one bare runtime call (ORT ``session.run``, an OpenVINO infer request) at
-    ``batch`` frames, divided by ``batch`` (ms), and the provider/device. The tensors are letterboxed real
-    frames, made before the clock starts."""
-    from edge.benchmarks.detector import bare_call, read_frames  # noqa: PLC0415
-    from edge.detector import Detector  # noqa: PLC0415
-    from edge.preprocess import Letterbox  # noqa: PLC0415
-
-    det = Detector(
-        model, providers=providers, intra_op_threads=threads, max_batch=batch, backend=backend,
-        precision=precision,
-    )
-    batch = det.max_batch
-    frames = read_frames(video, batch * 4)
-    lb = Letterbox(det.input_size[0], det.input_size[1], max_batch=batch)
-    tensors: list[npt.NDArray[np.float32]] = [
-        lb.fill(frames[i : i + batch])[0].copy() for i in range(0, len(frames), batch)
-    ]
-    run = bare_call(det)
-    for t in tensors:  # warm-up: lazy initialisation and allocator growth are not per-frame costs
-        run(t)
-    times = []
-    for k in range(iterations):
-        t0 = time.perf_counter()
-        run(tensors[k % len(tensors)])
-        times.append(time.perf_counter() - t0)
-    provider = det.provider
-    det.backend.close()
-    del det, run
-    return statistics.median(times) / batch * 1000, provider
-
-
-def measure_limit(
-    model: Path,
-    video: Path,
-    *,
-    batch: int,
-    iterations: int,
-    providers: str | list[str],
-    threads: int | None,
-    cpu: CpuMeter,
-    backend: str = "auto",
-    precision: str = "auto",
-) -> dict[str, float | str]:
-    a = cpu.sample()
-    decode_ms = decode_ms_per_frame(video)
-    infer_ms, provider = infer_ms_per_frame(
-        model, video, batch=batch, iterations=iterations, providers=providers, threads=threads,
-        backend=backend, precision=precision,
-    )
-    b = cpu.sample()
-    return {
-        "decode_ms": decode_ms,
-        "infer_ms": infer_ms,
-        "limit_fps": 1000.0 / (decode_ms + infer_ms),
-        "provider": provider,
-        "other_cores": CpuMeter.other_cores(a, b),
-    }
-
-
-# ----------------------------------------------------------------------------------------------------
-# latency samples from the daemon's own histogram
-
-
-class _LatencyRecorder:
-    """Stands in for ``Metrics.latency``: forwards every observation to the real histogram and keeps
-    (time, seconds) pairs in preallocated arrays (bounded: beyond ``capacity`` samples are only counted).
-    Written by the daemon's single pipeline thread; read after it stopped."""
-
-    def __init__(self, histogram: Histogram, capacity: int) -> None:
-        self._histogram = histogram
-        self.when = np.empty(capacity, np.float64)
-        self.value = np.empty(capacity, np.float64)
-        self.n = 0
-        self.overflow = 0
-
-    def labels(self, **labels: str) -> _RecordingChild:
-        return _RecordingChild(self, self._histogram.labels(**labels))
-
-    def record(self, seconds: float) -> None:
-        i = self.n
-        if i < self.when.shape[0]:
-            self.when[i] = time.monotonic()
-            self.value[i] = seconds
-            self.n = i + 1
-        else:
-            self.overflow += 1
-
-
-class _RecordingChild:
-    __slots__ = ("_child", "_parent")
-
-    def __init__(self, parent: _LatencyRecorder, child: Any) -> None:
-        self._parent = parent
-        self._child = child
-
-    def observe(self, seconds: float) -> None:
-        self._parent.record(seconds)
-        self._child.observe(seconds)
-
-
-class BenchMetrics(Metrics):
-    """The daemon's metrics, with ``edge_capture_to_publish_seconds`` also sampled for percentiles (the
-    histogram's buckets are too coarse for a p95 that should be compared window by window)."""
-
-    def __init__(self, capacity: int = 2_000_000) -> None:
-        super().__init__()
-        self.recorder = _LatencyRecorder(self.latency, capacity)
-        self.latency = cast("Histogram", self.recorder)
-
-
-def _samples(metrics: Metrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    out: dict[tuple[tuple[str, str], ...], float] = {}
-    for family in metrics.registry.collect():
-        for s in family.samples:
-            if s.name == name:
-                out[tuple(sorted(s.labels.items()))] = s.value
-    return out
-
-
-def _total(metrics: Metrics, name: str) -> float:
-    return sum(_samples(metrics, name).values())
-
-
-def _total_where(metrics: Metrics, name: str, label: tuple[str, str]) -> float:
-    return sum(v for k, v in _samples(metrics, name).items() if label in k)
-
-
-def _snapshot(metrics: Metrics, cpu: CpuMeter) -> dict[str, Any]:
-    drops: dict[str, float] = {}
-    for labels, v in _samples(metrics, "edge_frames_dropped_total").items():
-        reason = dict(labels)["reason"]
-        drops[reason] = drops.get(reason, 0.0) + v
-    for labels, v in _samples(metrics, "edge_queue_dropped_total").items():
-        key = "queue_" + dict(labels)["queue"] + "_" + dict(labels)["reason"]
-        drops[key] = drops.get(key, 0.0) + v
-    for labels, v in _samples(metrics, "edge_outbox_dropped_total").items():
-        key = "outbox_" + dict(labels)["reason"]
-        drops[key] = drops.get(key, 0.0) + v
-    return {
-        "t": time.monotonic(),
-        "processed": _total(metrics, "edge_frames_processed_total"),
-        "captured": _total(metrics, "edge_frames_captured_total"),
-        "drops": drops,
-        "infer_sum": _total(metrics, "edge_inference_seconds_sum"),
-        "infer_count": _total(metrics, "edge_inference_seconds_count"),
-        "batch_sum": _total(metrics, "edge_inference_batch_size_sum"),
-        "events": _total(metrics, "edge_events_published_total"),
-        "reconnects": _total(metrics, "edge_capture_reconnects_total"),
-        "cpu": cpu.sample(),
-    }
-
-
-# ----------------------------------------------------------------------------------------------------
-# the daemon
-
-
-def write_config(
-    path: Path,
-    *,
-    urls: list[str],
-    model: Path,
-    batch: int,
-    providers: str,
-    threads: int | None,
-    node: str,
-    mqtt_host: str,
-    mqtt_port: int,
-    state_dir: Path,
-    backend: str = "auto",
-    precision: str = "auto",
-    snapshots: bool = True,
-) -> None:
-    """The daemon's YAML: N uncapped RTSP cameras, one counting line each (the demo's road line, so the
-    analytics and MQTT stages do their real work), metrics server off (not part of the frame path)."""
-    threads_line = f"  intra_op_threads: {threads}\n" if threads is not None else ""
-    cams = "".join(
-        f"  - name: cam{i}\n"
-        f"    source: {url}\n"
-        f"    transport: tcp\n"
-        f"    lines:\n"
-        f"      - name: road\n"
-        f"        points: [[0.3, 0.65], [1.0, 0.65]]\n"
-        f"        classes: [car, truck, bus, motorcycle]\n"
-        f"    coordinates: normalized\n"
-        f"    snapshots: {{enabled: {'true' if snapshots else 'false'}}}\n"
-        for i, url in enumerate(urls)
-    )
-    path.write_text(
-        f"node: {node}\n"
-        f"state_dir: {state_dir}\n"
-        f"model:\n"
-        f"  path: {model}\n"
-        f"  providers: {providers}\n"
-        f"  backend: {backend}\n"
-        f"  precision: {precision}\n"
-        f"  classes: [person, car, truck, bus, motorcycle, bicycle]\n"
-        f"  batch_size: {batch}\n"
-        f"{threads_line}"
-        f"mqtt:\n"
-        f"  host: {mqtt_host}\n"
-        f"  port: {mqtt_port}\n"
-        f"  topic_prefix: edge-bench\n"
-        f"metrics:\n"
-        f"  enabled: false\n"
-        f"logging:\n"
-        f"  level: WARNING\n"
-        f"cameras:\n{cams}",
-        encoding="utf-8",
-    )
-
-
 def request_stop(app: App) -> None:
     """Stop the in-process daemon as SIGTERM would (it shuts down in order and returns its exit code)."""
     app.request_stop()
@@ -518,7 +115,7 @@ async def _drive(
     app: App,
     metrics: BenchMetrics,
     cpu: CpuMeter,
-    streams: RtspStreams,
+    streams: RtspServer,
     measure: Callable[[], dict[str, float | str]],
     *,
     cameras: int,
@@ -553,7 +150,7 @@ async def _drive(
         # Every camera must have delivered frames before the warm-up starts (connect, first key frame).
         deadline = time.monotonic() + 120.0
         while True:
-            per_cam = _samples(metrics, "edge_frames_processed_total")
+            per_cam = samples(metrics, "edge_frames_processed_total")
             if len([v for v in per_cam.values() if v > 0]) >= cameras:
                 break
             if task.done() or time.monotonic() > deadline:
@@ -565,16 +162,16 @@ async def _drive(
             measured = 0.0
             empty: dict[str, float | str] = {}
             limit = await limit_now() if interleave else empty
-            a = _snapshot(metrics, cpu)
+            a = snapshot(metrics, cpu)
             while measured < seconds - 1e-6 and not task.done():
                 await asyncio.sleep(min(window_s, seconds - measured))
-                b = _snapshot(metrics, cpu)
+                b = snapshot(metrics, cpu)
                 measured += b["t"] - a["t"]
                 windows.append(_Window(a, b, limit))
                 if interleave:
                     limit = await limit_now()
                     windows[-1].limit_after = limit
-                    a = _snapshot(metrics, cpu)
+                    a = snapshot(metrics, cpu)
                 else:
                     a = b
     finally:
@@ -625,8 +222,12 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             args.stream_fps = float(max(30, math.ceil(1.5 * float(pre["limit_fps"]) / n)))
         if args.stream_fps > 0:
             video = retime(video, args.stream_fps, tmp / f"stream-{args.stream_fps:g}fps.mp4")
-        streams = RtspStreams(video, n, log_path=tmp / "rtsp.log")
-        streams.start()
+        paths = [f"/cam{i}" for i in range(n)]
+        streams = RtspServer([video] * n, paths=paths, ready_timeout=60.0, log_dir=tmp)
+        try:
+            streams.start()
+        except RuntimeError as err:
+            raise EdgeError(str(err)) from None
         cpu = CpuMeter(streams.proc.pid if streams.proc is not None else None)
 
         def measure() -> dict[str, float | str]:
@@ -660,7 +261,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             if not interleave:
                 limits.append(measure())
         finally:
-            streams.stop()
+            streams.stop(crash=False)
             # The broker may be a user's Home Assistant's: leave no retained state or discovery behind.
             with contextlib.suppress(OSError):
                 forget_node(args.mqtt_host, args.mqtt_port, node=node, topic_prefix="edge-bench")
@@ -770,8 +371,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "drops": drops,
         "events_published": int(delta("events")),
         "snapshots": args.snapshots,
-        "snapshots_encoded": int(_total(metrics, "edge_snapshots_total")),
-        "snapshots_dropped": int(_total_where(metrics, "edge_queue_dropped_total", ("queue", "snapshots"))),
+        "snapshots_encoded": int(total(metrics, "edge_snapshots_total")),
+        "snapshots_dropped": int(total_where(metrics, "edge_queue_dropped_total", ("queue", "snapshots"))),
         "reconnects": int(delta("reconnects")),
         "latency_samples_overflow": rec.overflow,
         "daemon_exit_code": code,
