@@ -1,33 +1,27 @@
 """Durable event outbox: every event is written here before it is published, and removed on PUBACK.
 
-The outbox is one SQLite database in WAL mode in the state directory. The publisher appends each event
-(:meth:`Outbox.put`), sends pending rows in row-id order (:meth:`Outbox.pending`), and deletes a row only
-when the broker acknowledged it (:meth:`Outbox.ack`). A crash or restart therefore loses nothing that was
-put: the next process replays the remaining rows in the original order.
+One SQLite database in WAL mode in the state directory. The publisher appends each event (:meth:`Outbox.put`),
+sends pending rows in row-id order (:meth:`Outbox.pending`) and deletes a row only when the broker
+acknowledged it (:meth:`Outbox.ack`): a crash loses nothing put; the next run replays the rest in order.
 
-Counters live in the same database (table ``counters``, one JSON snapshot per camera) and are written in
-the *same transaction* as the events that changed them (:meth:`Outbox.put_events`). After any crash the
-restored counts therefore equal the events stored, so a restarted daemon never publishes a total twice and
-never goes backwards (issue 15, item 1).
+Counters live in the same database (table ``counters``, one JSON snapshot per camera), written in the *same
+transaction* as the events that changed them (:meth:`Outbox.batch`, :meth:`Outbox.put_events`): after any
+crash the restored counts equal the events stored, so no total is published twice or goes backwards.
 
-Bounds (principle 5): at most ``max_events`` rows and none older than ``max_age_s``. When a bound is hit the
-*oldest* rows are dropped, because the newest events describe the present and consumers detect the gap from
-the per-camera ``seq``. Every dropped row is counted in ``edge_outbox_dropped_total{reason}`` and an overflow
-episode is logged once when it starts and once when it ends.
+Bounds (principle 5): at most ``max_events`` rows, none older than ``max_age_s``; beyond, the *oldest* rows
+are dropped (the newest describe the present; consumers see the gap in ``seq``), counted in
+``edge_outbox_dropped_total{reason}``, one log line when an overflow episode starts and one when it ends.
 
-Trouble with the file is expected, not a bug (principle 7):
+Trouble with the file is expected, not a bug (principle 7). **Disk full / unwritable**: the outbox turns
+*degraded*: events and counts are held in a bounded memory queue (``memory_max_events``; the oldest dropped
+as ``reason="memory_full"``), one log line when it starts and one when it ends, ``edge_outbox_degraded`` is
+1 and :meth:`Outbox.problems` tells ``/healthz``. Acks keep working (a row whose ``DELETE`` fails is
+remembered as acked). Writes are retried every ``retry_interval_s``; held events then move to disk in order.
+**Corrupt file** (at open or mid-run): moved aside as ``<name>.corrupt-<unix time>`` with one log line
+naming it; rows still readable are carried over to a fresh file.
 
-* **Disk full / unwritable** (``SQLITE_FULL``, ``SQLITE_READONLY``, I/O errors): the outbox turns
-  *degraded*: new events and counts are held in a bounded in-memory queue (``memory_max_events``, oldest
-  dropped and counted as ``reason="memory_full"``), one log line when it starts and one when it ends,
-  ``edge_outbox_degraded`` is 1 and :meth:`problems` names the cause for ``/healthz``. Acknowledgements
-  keep working: a row whose ``DELETE`` fails is remembered as acknowledged and never sent again. Writing is
-  retried at most every ``retry_interval_s``; the held events then move to disk in one transaction.
-* **Corrupt database** (at open or mid-run): moved aside as ``<name>.corrupt-<unix time>`` with one log
-  line naming it; rows still readable are carried over to a fresh file.
-
-Thread safety: :meth:`put` runs on the pipeline thread and :meth:`ack` on the MQTT network thread, so one
-connection is shared under a lock; every statement is a short indexed operation (tens of microseconds).
+Thread safety: :meth:`put` runs on the pipeline thread and :meth:`ack` on the MQTT thread; one connection
+is shared under a lock, every statement a short indexed operation (tens of microseconds).
 """
 
 from __future__ import annotations
@@ -41,11 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from edge import state
 from edge.clock import Clock, SystemClock
-from edge.state import StateDirError, degraded_gauge, is_corrupt, quarantine, salvage, unwritable_reason
+from edge.state import StateDirError, is_corrupt, unwritable_reason
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from edge.metrics import Metrics
 
@@ -131,15 +126,18 @@ class Outbox:
         self.memory_max_events = memory_max_events
         self.retry_interval_s = retry_interval_s
         self._metrics = metrics
-        self._degraded_gauge = degraded_gauge(metrics)
+        self._degraded_gauge = state.degraded_gauge(metrics)
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._age_check_interval_s = age_check_interval_s
         self._synchronous = synchronous
         self._lock = threading.Lock()
+        self._batch_lock = threading.RLock()
+        self._batch: list[tuple[str, str, bytes]] | None = None  # (camera, topic, payload) inside batch()
         self._ckpt_lock = threading.RLock()  # close() may recover a corrupt file while holding it
         self._ckpt_db: sqlite3.Connection | None = None
-        self._overflowing = False
-        self._episode_dropped = 0
+        self._episodes = state.OverflowEpisodes(
+            f"max_events={max_events}, max_age_s={max_age_s}, memory_max_events={memory_max_events}"
+        )
         self._next_age_check = float("-inf")
         self._closed = False
         # Degraded mode: rows and counter snapshots not yet on disk, acks whose DELETE failed.
@@ -189,13 +187,13 @@ class Outbox:
         except sqlite3.DatabaseError as exc:
             if not is_corrupt(exc):
                 raise
-            quarantine(self.path, exc)
+            state.quarantine(self.path, exc)
             return self._connect()
 
     def _recover_corrupt_locked(self, exc: sqlite3.Error) -> None:
         # Rows still readable (often all of them: a file truncated under a running daemon is read through
         # the WAL) are carried over to the fresh file, so only what is really unreadable is lost.
-        raw, counts = salvage(self._db, self._acked_on_disk)
+        raw, counts = state.salvage(self._db, self._acked_on_disk)
         rows = [OutboxRow(int(r[0]), float(r[1]), str(r[2]), str(r[3]), bytes(r[4])) for r in raw]
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
@@ -204,7 +202,7 @@ class Outbox:
                 with contextlib.suppress(sqlite3.Error):
                     self._ckpt_db.close()
                 self._ckpt_db = None
-        quarantine(self.path, exc, len(rows))
+        state.quarantine(self.path, exc, len(rows))
         self._db = self._connect()
         self._acked_on_disk.clear()
         try:
@@ -239,8 +237,27 @@ class Outbox:
         return [f"outbox {self.path} not writable ({reason}); {len(self._mem)} events held in memory"]
 
     def put(self, topic: str, payload: bytes, camera: str) -> int:
-        """Append one event and return its row id; drops the oldest rows if a bound is exceeded."""
-        return self.put_events(camera, [(topic, payload)])[0]
+        """Append one event, return its row id (inside :meth:`batch`: collect it); drops beyond the bounds."""
+        with self._batch_lock:
+            if self._batch is not None:
+                self._batch.append((camera, topic, payload))
+                return self._last_id + len(self._batch)
+            return self._put([(camera, topic, payload)], {})[0]
+
+    @contextlib.contextmanager
+    def batch(self, camera: str, counts: Callable[[], Mapping[str, Any]]) -> Iterator[None]:
+        """Events :meth:`put` inside the block are written in one transaction at its end, with ``counts()``.
+
+        The pipeline wraps a frame's events in this: the counts they changed and the events themselves are
+        on disk together or not at all. Other threads' puts wait for the block (it lasts microseconds).
+        """
+        with self._batch_lock:
+            self._batch = []
+            try:
+                yield
+            finally:
+                rows, self._batch = self._batch, None
+                self._put(rows, {camera: _encode_counts(counts())})
 
     def put_events(
         self, camera: str, events: Sequence[tuple[str, bytes]], counts: Mapping[str, Any] | None = None
@@ -250,19 +267,23 @@ class Outbox:
         ``counts`` is the camera's counter snapshot *after* these events (``CameraAnalytics.counts()``);
         a crash leaves both or neither. Never raises for a full or unwritable disk (see the module doc).
         """
+        texts = {} if counts is None else {camera: _encode_counts(counts)}
+        with self._batch_lock:
+            return self._put([(camera, t, p) for t, p in events], texts)
+
+    def _put(self, events: Sequence[tuple[str, str, bytes]], counts: dict[str, str]) -> list[int]:
         now = self._clock.time()
-        counts_text = None if counts is None else _encode_counts(counts)
         with self._lock:
             if self._closed:
                 raise RuntimeError("outbox is closed")
             if self._degraded is not None:
                 self._maybe_recover_locked()
             ids = list(range(self._last_id + 1, self._last_id + 1 + len(events)))
-            rows = [OutboxRow(i, now, camera, t, p) for i, (t, p) in zip(ids, events, strict=True)]
+            rows = [OutboxRow(i, now, *ev) for i, ev in zip(ids, events, strict=True)]
             if self._degraded is None:
-                self._try_write_locked(rows, {camera: counts_text} if counts_text is not None else {})
+                self._try_write_locked(rows, counts)
             if self._degraded is not None:
-                self._hold_locked(rows, camera, counts_text)
+                self._hold_locked(rows, counts)
             if events:
                 self._last_id = ids[-1]
                 self._depth += len(events)
@@ -289,13 +310,10 @@ class Outbox:
                     self._recover_corrupt_locked(exc)
                     row = None
                 text = None if row is None else str(row[0])
-        if text is None:
-            return None
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+        with contextlib.suppress(ValueError):
+            value = json.loads(text) if text is not None else None
+            return value if isinstance(value, dict) else None
+        return None
 
     def pending(self, after_id: int = 0, limit: int = 100) -> list[OutboxRow]:
         """Up to ``limit`` rows with ``id > after_id``, oldest first (disk rows, then held ones)."""
@@ -332,12 +350,8 @@ class Outbox:
             after = batch[-1].id
 
     def ack(self, row_id: int) -> bool:
-        """Remove an acknowledged row; returns False if it was already gone (dropped or acked twice).
-
-        Works on a full disk: a row whose ``DELETE`` fails is remembered and never handed out again; the
-        delete is retried when the disk can be written (after a crash meanwhile it is re-sent once, which
-        consumers absorb by ``event_id``).
-        """
+        """Remove an acked row; False if already gone. On a full disk a failed ``DELETE`` is remembered (the
+        row is never handed out again) and retried with the next write; a crash meanwhile re-sends it once."""
         with self._lock:
             if self._closed:
                 return False
@@ -349,8 +363,8 @@ class Outbox:
                 removed = self._delete_locked(row_id)
             if removed:
                 self._depth -= 1
-                if self._overflowing and self._depth < self.max_events:
-                    self._end_episode()
+                if self._depth < self.max_events:
+                    self._episodes.end()
                 self._set_depth_metric()
         return removed
 
@@ -468,11 +482,10 @@ class Outbox:
             self.memory_max_events,
         )
 
-    def _hold_locked(self, rows: Sequence[OutboxRow], camera: str, counts_text: str | None) -> None:
+    def _hold_locked(self, rows: Sequence[OutboxRow], counts: Mapping[str, str]) -> None:
         for r in rows:
             self._mem[r.id] = r
-        if counts_text is not None:
-            self._mem_counts[camera] = counts_text
+        self._mem_counts.update(counts)
         over = len(self._mem) - self.memory_max_events
         if over > 0:
             for rid in list(self._mem)[:over]:
@@ -564,24 +577,9 @@ class Outbox:
 
     def _update_episode(self, dropped: int, reason: str) -> None:
         if dropped:
-            self._episode_dropped += dropped
-            if not self._overflowing:
-                self._overflowing = True
-                log.warning(
-                    "outbox %s bound hit (max_events=%d, max_age_s=%s, memory_max_events=%d): dropping the "
-                    "oldest events; counted in edge_outbox_dropped_total",
-                    reason,
-                    self.max_events,
-                    self.max_age_s,
-                    self.memory_max_events,
-                )
-        elif self._overflowing and self._depth < self.max_events:
-            self._end_episode()
-
-    def _end_episode(self) -> None:
-        log.warning("outbox within its bounds again; %d events were dropped meanwhile", self._episode_dropped)
-        self._overflowing = False
-        self._episode_dropped = 0
+            self._episodes.dropped(dropped, reason)
+        elif self._depth < self.max_events:
+            self._episodes.end()
 
     def _set_depth_metric(self) -> None:
         if self._metrics is not None:

@@ -16,16 +16,19 @@ owning thread (the runner's command queue).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 import numpy as np
 
+from edge.discovery import line_state_payload, zone_state_payload
 from edge.draw import LineGeometry, Scene, SceneState, TrailBuffer, ZoneGeometry
 from edge.events import CameraAnalytics
 from edge.events.lines import IN, OUT
+from edge.payloads import LineState, ZoneState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -43,17 +46,6 @@ if TYPE_CHECKING:
     """``geometry(width, height) -> (lines, zones)`` in frame pixels (a camera's config, or fixed specs)."""
 
 log = logging.getLogger(__name__)
-
-# Retained state of a counting line: per direction, crossings by class name plus ``total``. Functional
-# syntax because ``in`` is a keyword.
-LineState = TypedDict("LineState", {"in": dict[str, int], "out": dict[str, int]})
-
-
-class ZoneState(TypedDict):
-    """Retained state of a zone: tracks inside now by class name, plus ``total``."""
-
-    occupancy: dict[str, int]
-
 
 class Sink:
     """Where a pipeline's output goes. Every method is a no-op here; a sink overrides what it needs.
@@ -297,13 +289,21 @@ class CameraPipeline:
         self, events: list[Event], lines_changed: frozenset[str], zones_changed: Mapping[str, ZoneState]
     ) -> None:
         """Hand a frame's events and the states they changed to the sink, then persist the counts."""
-        for ev in events:
-            self.sink.event(ev)
+        with self._persist_with(events):
+            for ev in events:
+                self.sink.event(ev)
         for name in sorted(lines_changed):
             self.sink.line_state(self.camera, name, self.line_state(name))
         for name, state in zones_changed.items():
             self.sink.zone_state(self.camera, name, state)
         self._persist(force=False)
+
+    def _persist_with(self, events: list[Event]) -> contextlib.AbstractContextManager[None]:
+        """The store's transaction around a frame's events: with the outbox store, the events and the counts
+        they changed are written together (issue 15: counts equal events after any crash)."""
+        if not events or self.store is None or self.analytics is None:
+            return contextlib.nullcontext()
+        return self.store.batch(self.camera, self.analytics.counts)
 
     def _persist(self, *, force: bool) -> None:
         """The counts -> store hand-off (the only one): throttled per frame, immediate when ``force``."""
@@ -316,27 +316,17 @@ class CameraPipeline:
 
     # ---- states handed to sinks ----------------------------------------------------------------------
 
-    def _name(self, class_id: int) -> str:
-        names = self.class_names
-        return names[class_id] if 0 <= class_id < len(names) else str(class_id)
-
     def line_state(self, line: str) -> LineState:
         """The retained state of ``line``: counts by class name and direction, with totals."""
         assert self.analytics is not None
-        counts = self.analytics.lines[line].counts()
-        per_dir: dict[str, dict[str, int]] = {}
-        for direction in ("in", "out"):
-            per_class = {self._name(c): n for c, n in counts.get(direction, {}).items()}
-            per_dir[direction] = {**per_class, "total": sum(per_class.values())}
-        return {"in": per_dir["in"], "out": per_dir["out"]}
+        return cast("LineState", line_state_payload(self.analytics.lines[line].counts(), self.class_names))
 
     def _zone_changes(self) -> dict[str, ZoneState]:
         assert self.analytics is not None
         changed: dict[str, ZoneState] = {}
         last = self._published.zones
         for zone, occ in self.analytics.occupancy().items():
-            inside = {self._name(c): n for c, n in occ.items() if n}
-            state = ZoneState(occupancy={**inside, "total": sum(inside.values())})
+            state = cast("ZoneState", zone_state_payload(occ, self.class_names))
             if last.get(zone) != state:
                 last[zone] = state
                 changed[zone] = state

@@ -125,3 +125,28 @@ def salvage(db: sqlite3.Connection, skip: Container[int]) -> tuple[list[tuple[An
             if r[0] not in skip:
                 rows.append(tuple(r))  # noqa: PERF401 - a loop keeps what was read before an error
     return rows, counts
+
+
+class OverflowEpisodes:
+    """Logs an overflow of the outbox's bounds once when it starts and once when it ends (principle 1)."""
+
+    def __init__(self, bounds: str) -> None:
+        self.bounds = bounds
+        self.active = False
+        self.count = 0
+
+    def dropped(self, n: int, reason: str) -> None:
+        self.count += n
+        if not self.active:
+            self.active = True
+            log.warning(
+                "outbox %s bound hit (%s): dropping the oldest events; counted in edge_outbox_dropped_total",
+                reason,
+                self.bounds,
+            )
+
+    def end(self) -> None:
+        if self.active:
+            log.warning("outbox within its bounds again; %d events were dropped meanwhile", self.count)
+            self.active = False
+            self.count = 0

@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
+
+    from edge.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,12 @@ class CounterStore:
             return False
         return self.save(camera, counts() if callable(counts) else counts)
 
+    @contextlib.contextmanager
+    def batch(self, camera: str, counts: Callable[[], Mapping[str, Any]]) -> Iterator[None]:
+        """Where events and the counts they changed are stored together. A file store cannot (see
+        :class:`OutboxCounterStore`): events go their own way, counts are saved by :meth:`maybe_save`."""
+        yield
+
     def _quarantine(self, path: Path, exc: Exception) -> None:
         aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
         try:
@@ -145,6 +153,50 @@ class CounterStore:
             )
             return
         log.error("counter state %s is unreadable (%s); moved it to %s, starting from zero", path, exc, aside)
+
+
+class OutboxCounterStore(CounterStore):
+    """Counters kept in the outbox database, committed with the events that changed them (issue 15).
+
+    :meth:`batch` wraps a frame's events: the outbox writes them and the counts in one transaction, so after
+    any crash the counts restored by :meth:`load` equal the events stored; no total is published twice.
+    :meth:`save` (reset, shutdown) writes the counts alone, in the same database. A camera the outbox holds
+    no counts for yet is read once from the JSON files of ``state_dir`` (an upgrade from the file store).
+    """
+
+    def __init__(self, outbox: Outbox, state_dir: str | os.PathLike[str], **kwargs: Any) -> None:
+        super().__init__(state_dir, **kwargs)
+        self.outbox = outbox
+        self._stored: dict[str, str] = {}
+
+    def load(self, camera: str) -> dict[str, Any]:
+        counts = self.outbox.load_counts(camera)
+        if counts is None:
+            counts = super().load(camera)  # the file store of an earlier version, if any
+        self._stored[camera] = _encode_counts(camera, counts)
+        return counts
+
+    def save(self, camera: str, counts: Mapping[str, Any]) -> bool:
+        self._last_save[camera] = self._clock()
+        text = _encode_counts(camera, counts)
+        if self._stored.get(camera) == text:
+            return False
+        self.outbox.save_counts(camera, counts)  # never raises for a full disk: held in memory instead
+        self._stored[camera] = text
+        return True
+
+    @contextlib.contextmanager
+    def batch(self, camera: str, counts: Callable[[], Mapping[str, Any]]) -> Iterator[None]:
+        snapshot: dict[str, Mapping[str, Any]] = {}
+
+        def taken() -> Mapping[str, Any]:
+            snapshot["counts"] = value = counts()
+            return value
+
+        with self.outbox.batch(camera, taken):
+            yield
+        if "counts" in snapshot:
+            self._stored[camera] = _encode_counts(camera, snapshot["counts"])
 
 
 def _encode_counts(camera: str, counts: Mapping[str, Any]) -> str:
