@@ -261,7 +261,8 @@ class WebServer:
     from slow or idle keep-alive clients sooner, higher tolerates very slow links. ``allowed_hosts``: extra
     ``Host`` names accepted besides localhost and the bind address (see :func:`host_allowed`), ``"*"`` for
     any; others get 403. ``degraded() -> [reason, ...]``: conditions that do not stop the daemon but need
-    an operator (``Outbox.problems``: a full disk); ``/healthz`` stays 200 with ``status: degraded``.
+    an operator (``Outbox.problems``: a full disk); ``/healthz`` stays 200 with ``status: degraded``. Settable
+    after construction (the outbox is built after the endpoint starts).
     """
 
     def __init__(
@@ -304,7 +305,7 @@ class WebServer:
         self.header_timeout_s = header_timeout_s
         self.allowed_hosts = tuple(allowed_hosts)
         self._health = health
-        self._degraded = degraded
+        self.degraded = degraded
         self._thread_name = thread_name
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -361,7 +362,7 @@ class WebServer:
             verdict = health_from_cameras(self.cameras_info())
         else:
             verdict = Health(ok=False, reason="no health source configured")
-        extra = tuple(self._degraded()) if self._degraded is not None else ()
+        extra = tuple(self.degraded()) if self.degraded is not None else ()
         if extra:
             verdict = dataclasses.replace(verdict, degraded=(*verdict.degraded, *extra))
         return verdict
