@@ -158,9 +158,13 @@ def test_warmup_failure_stops_startup_with_its_exit_code(tmp_path: Path) -> None
         detector=RecordedDetector({}, fail_warmup=True),  # type: ignore[arg-type]
         sources=lambda cam: RecordedSource(cam.name, 0),  # type: ignore[arg-type,return-value]
     )
+    before = set(threading.enumerate())
     t0 = time.monotonic()
     assert asyncio.run(app.run()) == 69
     assert time.monotonic() - t0 < 5.0
+    time.sleep(0.2)
+    # The pipeline and detector threads had started: the exit stack stopped them.
+    assert set(threading.enumerate()) - before == set()
 
 
 def test_port_in_use_fails_in_one_line_and_leaves_no_thread(
