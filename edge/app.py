@@ -31,9 +31,8 @@ from edge.config import Settings, load_settings
 from edge.early_signals import EarlySignals
 from edge.errors import ConfigError, EdgeError
 from edge.events import new_run_id
-from edge.events.store import CounterStore
+from edge.events.store import CounterStore, OutboxCounterStore
 from edge.lifecycle import (
-    EX_CANTCREAT,
     LoopSignals,
     StartupError,
     StopBudget,
@@ -44,6 +43,7 @@ from edge.metrics import Metrics
 from edge.pipeline import CameraPipeline, Sink, config_geometry
 from edge.runner import PipelineRunner
 from edge.sinks import BusSink, FanOut, PrintSink, PublisherSink
+from edge.state import check_state_dir
 from edge.systemd import Notifier, WatchdogPinger
 from edge.view import DebugView
 from edge.wiring import (
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from edge.capture import Capture
     from edge.config import CameraConfig
     from edge.detector import BatchingDetector, Detector
+    from edge.outbox import Outbox
     from edge.publisher import Publisher
     from edge.snapshots import SnapshotEncoder
     from edge.web import WebServer
@@ -125,6 +126,7 @@ class App:
         self.runner: PipelineRunner | None = None
         self.batcher: BatchingDetector | None = None
         self.publisher: Publisher | None = None
+        self.outbox: Outbox | None = None
         self.snapshots: SnapshotEncoder | None = None
         self.web: WebServer | None = None
         self._wake = asyncio.Event()
@@ -177,10 +179,7 @@ class App:
     async def _startup(self, stack: contextlib.AsyncExitStack) -> bool:
         """Start every part, registering its stop; ``False`` when a stop or a failure came first."""
         s, budget = self.settings, self._budget
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StartupError(f"state_dir {self.state_dir}: {exc.strerror}", EX_CANTCREAT) from None
+        check_state_dir(self.state_dir)  # a StateDirError (exit 73) names the path
         if s.metrics.enabled:  # first: a taken port fails in milliseconds, before the model loads
             web = self.web = build_web(s, self.view, metrics=self.metrics, event_snapshot=self._snapshot)
             try:
@@ -195,7 +194,12 @@ class App:
         if self._wake.is_set():
             return False
         sinks = [*self._sinks, *await self._start_outputs(stack)]
-        store = CounterStore(self.state_dir)
+        # With MQTT, counts commit in the outbox transaction of the events that changed them (issue 15).
+        store = (
+            OutboxCounterStore(self.outbox, self.state_dir)
+            if self.outbox is not None
+            else CounterStore(self.state_dir)
+        )
         for cam in (c for c in s.cameras if c.enabled):
             capture = self._sources(cam) if self._sources is not None else self._capture(cam)
             self.captures[cam.name] = capture
@@ -246,7 +250,7 @@ class App:
         """MQTT (outbox, publisher), the tracks bus and event snapshots; returns their sinks."""
         s, sinks = self.settings, list[Sink]()
         if s.mqtt.enabled:
-            outbox = build_outbox(s, metrics=self.metrics, clock=self.clock)
+            outbox = self.outbox = build_outbox(s, metrics=self.metrics, clock=self.clock)
             stack.callback(outbox.close)
             self.publisher = build_publisher(
                 s, outbox, on_line_reset=self._on_line_reset, metrics=self.metrics, clock=self.clock

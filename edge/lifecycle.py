@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EX_CANTCREAT = 73
-"""sysexits.h EX_CANTCREAT: an output file (the state directory) cannot be created."""
-
 
 class StartupError(EdgeError):
     """An expected startup failure (port taken, state directory unusable): one line and this exit code."""
