@@ -252,6 +252,8 @@ class App:
         if s.mqtt.enabled:
             outbox = self.outbox = build_outbox(s, metrics=self.metrics, clock=self.clock)
             stack.callback(outbox.close)
+            if self.web is not None:  # a full disk shows in /healthz as "degraded" (issue 15)
+                self.web.degraded = outbox.problems
             self.publisher = build_publisher(
                 s, outbox, on_line_reset=self._on_line_reset, metrics=self.metrics, clock=self.clock
             )
