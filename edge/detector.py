@@ -36,7 +36,7 @@ from edge.preprocess import Letterbox
 from edge.yolo import YoloDecoder
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from edge.backends.base import InferenceBackend
     from edge.metrics import Metrics
@@ -197,10 +197,14 @@ class Detector:
             spare slots cost little, and not on CPUs, where every spare slot costs its full share.
         uint8_input: ONNX Runtime only: feed ``uint8`` NHWC BGR frames to the model wrapped by
             :mod:`edge.backends.uint8_wrapper` (4x less to copy to a GPU, no host float pass); needs the
-            ``onnx`` package. The wrapper is cached in ``cache_dir``.
+            ``onnx`` package. ``None`` (default) = on for CUDA/TensorRT when ``onnx`` is installed, off
+            on CPU. The wrapper is cached in ``cache_dir``.
         cuda_graph: ONNX Runtime CUDA only: replay one captured CUDA graph per batch size (see
             :class:`~edge.backends.onnxruntime.OnnxRuntimeBackend`); off until measured on the GPU at hand.
-        cache_dir: where derived models are cached; ``None`` = ``$XDG_CACHE_HOME/edge``.
+        cache_dir: where derived models (the uint8 wrapper) are cached; ``None`` =
+            ``$XDG_CACHE_HOME/edge``. The daemon should pass a folder of its state directory.
+        onnxruntime_options: further :class:`~edge.backends.onnxruntime.OnnxRuntimeBackend` keyword
+            arguments (``io_binding``, ``cudnn_conv_algo_search``, ``cuda_options``), for benchmarks.
 
     :meth:`infer` is synchronous and serialised by a lock: call it from one worker thread.
     """
@@ -224,9 +228,10 @@ class Detector:
         precision: str = "auto",
         openvino_cache_dir: Path | None = None,
         pad_batches: bool | None = None,
-        uint8_input: bool = False,
+        uint8_input: bool | None = None,
         cuda_graph: bool = False,
         cache_dir: Path | None = None,
+        onnxruntime_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         self._metrics = metrics
@@ -249,14 +254,10 @@ class Detector:
         self.max_batch = max_batch if self.dynamic_batch else 1
 
         # GPU-only ONNX Runtime settings, fixed when the session is created; passed only when asked for.
-        ort_extra: dict[str, Any] = {}
-        if uint8_input or cuda_graph:
-            ort_extra["onnxruntime_options"] = {
-                "uint8_input": uint8_input,
-                "cuda_graph": cuda_graph,
-                "cache_dir": cache_dir,
-                "batch_sizes": padded_sizes(self.max_batch),
-            }
+        ort_options: dict[str, Any] = dict(onnxruntime_options or {})
+        if uint8_input is not None or cuda_graph:
+            ort_options.update(uint8_input=uint8_input, cuda_graph=cuda_graph, cache_dir=cache_dir)
+        ort_extra: dict[str, Any] = {"onnxruntime_options": ort_options} if ort_options else {}
         # --- backend construction: the one place that chooses what runs the model -------------------
         runner: InferenceBackend = create_backend(
             self.model_path,

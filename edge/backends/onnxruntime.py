@@ -10,6 +10,7 @@ from ``session.get_providers()`` and is this backend's :attr:`OnnxRuntimeBackend
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,9 +24,11 @@ from edge.backends.uint8_wrapper import WRAPPED_INPUT, wrapped_model
 from edge.errors import ModelError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from edge.backends.base import ModelInfo
+
+logger = logging.getLogger(__name__)
 
 PROVIDERS: dict[str, str] = {
     "tensorrt": "TensorrtExecutionProvider",
@@ -135,6 +138,14 @@ def resolve_providers(
     return names
 
 
+def _onnx_installed() -> bool:
+    try:
+        import onnx  # noqa: F401, PLC0415 - only asks whether the gpu extra is there
+    except ImportError:
+        return False
+    return True
+
+
 def session_options(intra_op_threads: int | None = None) -> Any:
     """The ``ort.SessionOptions`` every edge session uses (full graph optimisation, sequential)."""
     options = ort.SessionOptions()
@@ -177,17 +188,24 @@ class OnnxRuntimeBackend:
             profile per size (min = opt = max, so each size runs its own tuned engine); CUDA graphs,
             when enabled, are captured per size.
         uint8_input: run the model behind :mod:`edge.backends.uint8_wrapper` (``uint8 [n, h, w, 3]`` BGR
-            in): 4x fewer bytes to copy to a GPU and no float pass on the host. On CPU it saves little.
+            in): 4x fewer bytes to copy to a GPU and no float pass on the host. ``None`` (default) = on
+            for CUDA/TensorRT when the ``onnx`` package is installed (H200, yolov8n, batch 32: 1480 vs
+            948 frames/s), off on CPU, where it saves little.
         cache_dir: where the wrapped model is kept (``None`` = ``$XDG_CACHE_HOME/edge``).
         io_binding: on CUDA/TensorRT, bind the output to a preallocated device buffer per batch size and
-            copy it back once per run (``None`` = on for GPU providers, off on CPU, where it buys nothing).
+            copy it back after the run. Off by default: on an H200 it was no faster than a plain run at
+            batch 1 and 8 and 1.5-2x slower at batch 32 (the bound output comes back in a second copy);
+            docs/benchmarks.md has the figures.
         cuda_graph: capture one CUDA graph per batch size (CUDA provider only; needs every node on CUDA
             and fixed buffers, so it implies IO binding with device input buffers). Saves kernel launch
-            overhead, which matters for small models at small batches; measured in scripts/gpu_check.sh
-            before being turned on anywhere.
+            overhead: +50-80 % at batch 1 and +10 % at 8 on an H200, but it pays the bound output's
+            second copy, which loses at batch 32; so it stays opt-in.
         cudnn_conv_algo_search: ``HEURISTIC`` (default) picks convolution algorithms without timing them;
             ORT's default ``EXHAUSTIVE`` re-benchmarks every new input shape (0.3-1.3 s each,
-            onnxruntime#19838) for a few percent at best; ``DEFAULT`` takes cuDNN's first choice.
+            onnxruntime#19838; 0.7 s on an H200 against 0.2 s) for a few percent at best; ``DEFAULT``
+            takes cuDNN's first choice.
+        cuda_options: further CUDA provider options, e.g. ``{"use_tf32": "0"}`` (TF32 convolutions are
+            ORT's default on Ampere and later: faster, and scores move in the third decimal).
 
     Attributes beyond :class:`~edge.backends.base.InferenceBackend`: ``session`` (for benchmarks timing
     bare ``run()`` on the same session) and ``fallback_from`` (the provider asked for when ONNX Runtime
@@ -207,28 +225,41 @@ class OnnxRuntimeBackend:
         max_batch: int = 8,
         cpu_session: Any = None,
         batch_sizes: Sequence[int] | None = None,
-        uint8_input: bool = False,
+        uint8_input: bool | None = None,
         cache_dir: Path | None = None,
-        io_binding: bool | None = None,
+        io_binding: bool = False,
         cuda_graph: bool = False,
         cudnn_conv_algo_search: str = "HEURISTIC",
+        cuda_options: Mapping[str, str] | None = None,
     ) -> None:
         self._info = info
         self._max_batch = max_batch
         self._sizes = sorted(set(batch_sizes or padded_sizes(max_batch)))
         self._cudnn_search = cudnn_conv_algo_search
+        self._cuda_options = dict(cuda_options or {})
         self._cuda_graph = cuda_graph
         self._input_name = info.input_name
-        if uint8_input:
-            model_path = wrapped_model(model_path, cache_dir or default_cache_dir())
-            self._input_name = WRAPPED_INPUT
-            cpu_session = None  # the probe holds the float model
         available = ort.get_available_providers()
         cuda_devices = cuda_device_count() if any(p != PROVIDERS["cpu"] for p in available) else 0
         trt_libs = cuda_devices > 0 and tensorrt_present()
         names = resolve_providers(providers, available, cuda_devices=cuda_devices, tensorrt_libs=trt_libs)
         asked = [providers] if isinstance(providers, str) else list(providers)
         wanted_explicit = [p.lower() for p in asked] != ["auto"]
+        auto_uint8 = uint8_input is None
+        if uint8_input is None:
+            uint8_input = names[0] in ("cuda", "tensorrt") and _onnx_installed()
+        if uint8_input:
+            try:
+                model_path = wrapped_model(model_path, cache_dir or default_cache_dir())
+            except (OSError, ModelError) as exc:
+                if not auto_uint8:
+                    raise ModelError(f"model {model_path}: uint8 input wrapper: {exc}") from exc
+                # Chosen automatically: the float path still works, only slower; say so once.
+                logger.warning("uint8 input off for %s: the wrapper could not be built (%s)", model_path, exc)
+                uint8_input = False
+            else:
+                self._input_name = WRAPPED_INPUT
+                cpu_session = None  # the probe holds the float model
 
         if names == ["cpu"]:
             session = cpu_session
@@ -258,7 +289,7 @@ class OnnxRuntimeBackend:
         self.input_dtype: np.dtype[np.generic] = np.dtype(np.uint8 if uint8_input else np.float32)
         self._run_options = ort.RunOptions()
         gpu = self.device in ("cuda", "tensorrt")
-        self.io_binding = gpu if io_binding is None else (io_binding and gpu)
+        self.io_binding = io_binding and gpu
         self.cuda_graph = cuda_graph and self.device == "cuda"
         if self.cuda_graph:
             self.io_binding = True
@@ -266,6 +297,9 @@ class OnnxRuntimeBackend:
         # per size the detector runs, so bounded by len(batch_sizes) (max_batch when not padding).
         self._bound: dict[int, tuple[Any, Any, Any, Any]] = {}
         self._io_device = "cuda"  # where bound buffers live (tests bind on "cpu" to run this code path)
+        # How a bound output comes back to the host: "numpy" (OrtValue.numpy() of the device buffer) or
+        # "copy" (IOBinding.copy_outputs_to_cpu()); compared in scripts/bench_gpu.py.
+        self.output_copy = "numpy"
 
     def _provider_entry(self, short: str, trt_cache_dir: Path | None) -> str | tuple[str, dict[str, Any]]:
         if short == "cuda":
@@ -277,6 +311,7 @@ class OnnxRuntimeBackend:
             }
             if self._cuda_graph:
                 cuda["enable_cuda_graph"] = "1"
+            cuda.update(self._cuda_options)
             return (PROVIDERS[short], cuda)
         if short != "tensorrt":
             return PROVIDERS[short]
@@ -348,6 +383,9 @@ class OnnxRuntimeBackend:
         self.session.run_with_iobinding(binding, options)
         # run_with_iobinding returns once ORT's streams are done; numpy() then copies device -> host into
         # a new array, so the decode thread may hold it while the next batch runs.
+        if self.output_copy == "copy":
+            copied: npt.NDArray[np.float32] = binding.copy_outputs_to_cpu()[0]
+            return copied
         host: npt.NDArray[np.float32] = out.numpy()
         return host
 
