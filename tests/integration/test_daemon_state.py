@@ -129,12 +129,17 @@ def test_corrupt_outbox_and_counters_are_moved_aside_and_the_daemon_starts(
     with Mosquitto(tmp_path / "broker") as broker:
         proc = _launch(_config(tmp_path / "edge.yaml", state, broker.port), notify)
         ready = notify.wait_for("READY=1", 90)
+        deadline = time.monotonic() + 60  # the counts are read at the camera's first frame
+        while not list(state.glob("counts-plaza.json.corrupt-*")) and time.monotonic() < deadline:
+            time.sleep(0.2)
         code, err = _stop(proc)
     assert ready, err
     assert code == 0, err
     assert "Traceback" not in err, err
     assert [ln for ln in _errors(err) if "outbox.sqlite3" in ln and "corrupt" in ln], err
     assert list(state.glob("outbox.sqlite3.corrupt-*"))
+    assert [ln for ln in _errors(err) if "counts-plaza.json" in ln and "moved it to" in ln], err
+    assert list(state.glob("counts-plaza.json.corrupt-*"))
 
 
 def fill(directory: Path) -> None:
