@@ -279,6 +279,9 @@ class MetricsConfig(_Strict):
     enabled: bool = True
     host: str = Field("127.0.0.1", description="bind address; 0.0.0.0 exposes it to the network")
     port: int = Field(9108, ge=0, le=65535, description="0 picks a free port")
+    allowed_hosts: tuple[str, ...] = Field(
+        (), description="Host header names accepted besides localhost and the bind address; '*' = any"
+    )
 
 
 class LoggingConfig(_Strict):

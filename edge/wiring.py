@@ -193,6 +193,7 @@ def build_web(
         jpeg_source=view.jpeg,
         geometry=view.geometry,
         event_snapshot=event_snapshot,
+        allowed_hosts=m.allowed_hosts,
     )
 
 
