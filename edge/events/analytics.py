@@ -27,10 +27,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CLASS_VOTES: int = 5
-"""Cap of a track's class vote (see :meth:`CameraAnalytics._vote`): how many frames of another class
-it takes at most to change a track's class. Higher resists longer flicker, lower follows a real change
-(a detector correcting itself) sooner."""
+AMODAL_TOLERANCE: float = 0.3
+"""A tracked box more than this fraction shorter than its track's reference height is taken as cut
+off at the bottom (legs hidden by a bench, a car, another person): its bottom anchors are placed at
+top + reference height. Lower catches smaller occlusions but also treats a crouch or a sloppy box as
+one; 0.15 and 0.3 were measured (docs/analytics.md)."""
+AMODAL_TAU_S: float = 1.0
+"""Time constant (s) with which the reference height follows a track that gets smaller (walking
+away). Longer holds the reference through longer occlusions; shorter follows real shrinking sooner."""
+
+CLASS_VOTE_SECONDS: float = 0.5
+"""Cap of a track's class vote (see :meth:`CameraAnalytics._vote`), in seconds of sightings: a track
+seen as one class for this long keeps it through up to this long of another class. Higher resists
+longer flicker, lower follows a real change (a detector settling on a class) sooner. Counted in time,
+so a flicker of 0.2 s is one frame at 5 fps and six at 30 fps, and behaves the same."""
 
 Counts = dict[str, Any]
 """Snapshot of the persistent counters, JSON-ready::
@@ -74,6 +84,7 @@ class CameraAnalytics:
         metrics: Metrics | None = None,
         max_tracks: int = 10_000,
         track_boxes: bool = True,
+        amodal: bool = True,
     ) -> None:
         self.camera = camera
         self.run_id = run_id
@@ -83,8 +94,10 @@ class CameraAnalytics:
         self._metrics = metrics
         self._max_tracks = max_tracks
         self._track_boxes = track_boxes
+        self._amodal = amodal
         self._classes = TrackTable(
-            {"cls": (np.int32, (), -1), "votes": (np.int32, (), 0)}, max_rows=max_tracks
+            {"cls": (np.int32, (), -1), "votes": (np.float32, (), 0.0), "href": (np.float32, (), 0.0)},
+            max_rows=max_tracks,
         )
         self._voted: npt.NDArray[np.int32] = _NO_CLS
         self._last_mono: float | None = None
@@ -222,6 +235,8 @@ class CameraAnalytics:
         if removed.shape[0]:
             self._classes.remove(removed)
         boxes = dets.xyxy if dets.track_xyxy is None or not self._track_boxes else dets.track_xyxy
+        if self._amodal and len(dets):
+            boxes = self._feet(boxes, dets.track_id)
         anchors = {a: anchor_points(boxes, a).astype(np.float64) for a in self._anchors} if len(dets) else {}
         links = None
         if dets.link_id is not None and len(dets):
@@ -267,10 +282,11 @@ class CameraAnalytics:
         """Set ``self._voted`` to each row's class by a running vote of its track (rows without a track
         keep the detector's class).
 
-        Each track keeps a class and a vote count capped at :data:`CLASS_VOTES`: a sighting of that
-        class adds one, any other class takes one away, and a count that reaches 0 hands the track
-        to the class just seen. A person seen as "bicycle" for two frames in a row stays a person; a
-        real change of mind of the detector wins after at most ``CLASS_VOTES`` frames.
+        Each track keeps a class and a vote, in seconds, capped at :data:`CLASS_VOTE_SECONDS`: a
+        sighting of that class adds the frame interval, any other class takes it away, and a vote
+        that reaches 0 hands the track to the class just seen. A person seen as "bicycle" for two
+        frames stays a person; a real change of the detector's mind wins after at most
+        ``CLASS_VOTE_SECONDS``.
         """
         voted = dets.class_id.copy()
         sel = np.flatnonzero(dets.track_id >= 0)
@@ -279,15 +295,42 @@ class CameraAnalytics:
             cols = self._classes.cols
             seen = dets.class_id[sel]
             cls, votes = cols["cls"][rows], cols["votes"][rows]
+            dt = np.float32(self._frame_dt if self._frame_dt > 0 else 1.0 / 30.0)
             same = cls == seen
-            votes = np.where(same, np.minimum(votes + 1, CLASS_VOTES), votes - 1)
+            votes = np.where(same, np.minimum(votes + dt, np.float32(CLASS_VOTE_SECONDS)), votes - dt)
             flip = votes <= 0
             cls = np.where(flip, seen, cls)
-            votes[flip] = 1
+            votes[flip] = dt
             cols["cls"][rows] = cls
             cols["votes"][rows] = votes
             voted[sel] = cls
         self._voted = voted
+
+    def _feet(
+        self, boxes: npt.NDArray[np.float32], track_id: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        """Boxes whose bottom is where the feet are: a tracked box much shorter than its track's
+        reference height is extended down to top + reference (see :data:`AMODAL_TOLERANCE`)."""
+        sel = np.flatnonzero(track_id >= 0)
+        if sel.shape[0] == 0:
+            return boxes
+        idx, _found = self._classes.find(track_id[sel])
+        href = self._classes.cols["href"]
+        h = boxes[sel, 3] - boxes[sel, 1]
+        ref = href[idx]
+        out = boxes.copy()
+        short = (ref > 0) & (h < (1.0 - AMODAL_TOLERANCE) * ref)
+        out[sel[short], 3] = boxes[sel[short], 1] + ref[short]
+        dt = self._frame_dt if self._frame_dt > 0 else 1.0 / 30.0
+        # The reference grows fast (a walker coming closer), shrinks with a time constant of
+        # AMODAL_TAU_S (walking away), and 4x slower still through a short box, so an occlusion
+        # does not teach it the occluded height; a track that really shrank is followed anyway.
+        tau = np.where(short, 4.0 * AMODAL_TAU_S, AMODAL_TAU_S)
+        down = (1.0 - np.exp(-dt / tau)).astype(np.float32)
+        grow = h > ref
+        new = np.where(ref == 0, h, np.where(grow, ref + np.float32(0.5) * (h - ref), ref + down * (h - ref)))
+        href[idx] = new
+        return out
 
     def _observe_rate(self, ts_mono: float) -> None:
         # The processed frame spacing, smoothed over ~8 frames: capture jitter and a dropped frame

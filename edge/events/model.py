@@ -96,7 +96,9 @@ class ZoneEnter(_ZoneEvent):
             "loitering are measured from this instant. Absent in events written before it existed."
         ),
     )
-    visit_start_ms: int | None = Field(None, description="The same instant in milliseconds since the Unix epoch.")
+    visit_start_ms: int | None = Field(
+        None, description="The same instant in milliseconds since the Unix epoch."
+    )
 
 
 class ZoneExit(_ZoneEvent):

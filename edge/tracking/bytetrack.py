@@ -78,7 +78,7 @@ class ByteTracker:
         fuse_score: bool = True,
         max_tracks: int = 1024,
         new_track_thresh: float | None = None,
-        link_distance: float = 2.0,
+        link_distance: float = 3.0,
         metrics: Metrics | None = None,
         camera: str = "",
     ) -> None:

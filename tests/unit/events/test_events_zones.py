@@ -74,6 +74,14 @@ CASES = [
       (6, "zone_enter", 0.0), (9, "zone_loitering", 0.3)]),
     ("no loitering before loiter_seconds", replace(ZONE, loiter_seconds=5.0), "IIIIIOOO",
      [(2, "zone_enter", 0.0), (7, "zone_exit:left", 0.5)]),
+    # The demo's `room` camera printed enter (dwell 0) and loitering (dwell 8.6 s) in the same
+    # millisecond: the inside run had started before a long detection gap. A gap over
+    # max_gap_seconds (1 s) restarts the run, so the visit starts after the gap.
+    ("a long gap restarts the run: no loitering at the enter's instant", replace(ZONE, loiter_seconds=0.5),
+     "II" + "." * 20 + "IIIIII", [(24, "zone_enter", 0.0), (27, "zone_loitering", 0.5)]),
+    ("a gap within max_gap_seconds does not", replace(ZONE, loiter_seconds=0.5, max_gap_seconds=3.0),
+     "II" + "." * 20 + "IIIIII", [(22, "zone_enter", 0.0), (22, "zone_loitering", 2.2)]),
+    ("a long gap restarts an exit run too", ZONE, "IIIIOO" + "." * 15 + "OIII", [(2, "zone_enter", 0.0)]),
 ]
 
 
@@ -136,3 +144,60 @@ def test_concave_zone() -> None:
     analytics = CameraAnalytics("cam", zones=[u], run_id="t")
     events = analytics.update(frame([(1, 150.0, 150.0, 0), (2, 150.0, 250.0, 0), (3, 120.0, 150.0, 0)]))
     assert sorted(e.track_id for e in events) == [2, 3]
+
+
+def test_enter_carries_the_visit_start() -> None:
+    analytics = CameraAnalytics("cam", zones=[replace(ZONE, loiter_seconds=0.5)], run_id="t")
+    events: list[Event] = []
+    for n, c in enumerate("OI.I.III"):
+        rows = [(1, *IN_PT, 0)] if c == "I" else [(1, *OUT_PT, 0)] if c == "O" else []
+        events += analytics.update(frame(rows), frame_no=n, ts_wall=1e9 + n / FPS, ts_mono=n / FPS)
+    enter, loiter = events
+    assert isinstance(enter, ZoneEnter)
+    assert enter.frame == 5  # third inside sighting
+    assert enter.visit_start_ms == round((1e9 + 1 / FPS) * 1000)  # the first one, frame 1
+    assert enter.visit_start == "2001-09-09T01:46:40.100Z"
+    assert (loiter.type, loiter.frame, loiter.dwell_s) == ("zone_loitering", 6, 0.5)
+
+
+# A SIGHUP reload: (what changes, new spec, events on the next frame, entries and occupancy after it).
+# Only timing changes (loiter_seconds, max_gap_seconds) keep each track's visit; a geometry change
+# starts the zone's tracks afresh (their entry totals are kept).
+RELOADS = [
+    ("nothing", ZONE, [], 1, {0: 1}),
+    ("loiter_seconds set", replace(ZONE, loiter_seconds=60.0), [], 1, {0: 1}),
+    (
+        "loiter_seconds below the dwell so far: loiters now, no new enter",
+        replace(ZONE, loiter_seconds=0.2),
+        ["zone_loitering"],
+        1,
+        {0: 1},
+    ),
+    ("loiter_seconds removed", replace(ZONE, loiter_seconds=None), [], 1, {0: 1}),
+    ("max_gap_seconds", replace(ZONE, max_gap_seconds=5.0), [], 1, {0: 1}),
+    (
+        "polygon moved: the visit starts afresh",
+        replace(ZONE, polygon=((90.0, 90.0), *ZONE.polygon[1:])),
+        [],
+        1,
+        {},
+    ),
+    ("inertia: the visit starts afresh", replace(ZONE, inertia=1), ["zone_enter"], 2, {0: 1}),
+]
+
+
+@pytest.mark.parametrize(
+    ("new", "events", "entries", "occupancy"), [pytest.param(*r[1:], id=r[0]) for r in RELOADS]
+)
+def test_reload_keeps_zone_state_when_only_timing_changes(
+    new: ZoneSpec, events: list[str], entries: int, occupancy: dict[int, int]
+) -> None:
+    analytics = CameraAnalytics("cam", zones=[replace(ZONE, loiter_seconds=5.0)], run_id="t")
+    for n in range(5):  # inside for 0.5 s: entered at frame 2
+        analytics.update(frame([(1, *IN_PT, 0)]), frame_no=n, ts_mono=n / FPS)
+    assert analytics.counts()["zones"]["z"]["entries"] == {0: 1}
+    analytics.reconfigure([], [new])
+    got = analytics.update(frame([(1, *IN_PT, 0)]), frame_no=5, ts_mono=0.5)
+    assert [e.type for e in got] == events
+    assert analytics.counts()["zones"]["z"]["entries"] == {0: entries}
+    assert analytics.occupancy()["z"] == occupancy

@@ -116,6 +116,7 @@ def test_update_arrays_checks_shapes() -> None:
         ({"frame_rate": 30.0, "match_thresh": 0.0}, "match_thresh"),
         ({"frame_rate": 30.0, "max_tracks": 0}, "max_tracks"),
         ({"frame_rate": 30.0, "track_buffer": -1}, "track_buffer"),
+        ({"frame_rate": 30.0, "link_distance": -1.0}, "link_distance"),
     ],
 )
 def test_bad_settings_are_rejected(kwargs: dict[str, float], message: str) -> None:
@@ -217,3 +218,69 @@ def test_float64_and_strided_input_is_accepted() -> None:
     wide = np.zeros((3, 8))
     wide[:, ::2] = walk(0)
     assert tracker.update_arrays(wide[:, ::2], [0.9, 0.9, 0.9]).tolist() == [1, 2, 3]
+
+
+def test_update_carries_kalman_boxes_of_its_rows() -> None:
+    tracker = ByteTracker(30.0)
+    tracker.update(dets(walk(0), [0.9, 0.9, 0.9]))
+    clutter = boxes((600, 10, 640, 110))  # a low-score box that belongs to no track
+    out = tracker.update(dets(np.concatenate((walk(1), clutter)), [0.9, 0.9, 0.9, 0.3]))
+    assert out.track_xyxy is not None
+    ids, xyxy = tracker.tracks()
+    for tid, box in zip(ids.tolist(), xyxy, strict=True):
+        np.testing.assert_array_equal(out.track_xyxy[out.track_id.tolist().index(tid)], box)
+    np.testing.assert_array_equal(out.track_xyxy[3], clutter[0])  # no track: the detection box
+
+
+def switch(gap: int, dx: float, fps: float = 30.0, link_distance: float = 3.0) -> list[list[int]]:
+    """One person tracked for 5 frames, hidden for ``gap`` frames, seen again ``dx`` px to the right
+    (too far for IoU matching); returns link_id per frame from the reappearance on."""
+    tracker = ByteTracker(fps, link_distance=link_distance)
+    person = boxes((100, 10, 140, 110))
+    for step in range(5):
+        tracker.update(dets(person + np.float32([2 * step, 0, 2 * step, 0]), [0.9]))
+    for _ in range(gap):
+        tracker.update(Detections.empty())
+    again = person + np.float32([dx, 0, dx, 0])
+    links = []
+    for _ in range(3):
+        out = tracker.update(dets(again, [0.9]))
+        assert out.link_id is not None
+        links.append(out.link_id.tolist())
+    return links
+
+
+@pytest.mark.parametrize(
+    ("case", "kwargs", "expected"),
+    [
+        # Born on the first frame back, reported (confirmed) on the second, linked there only.
+        ("id switch 60 px away", {"gap": 3, "dx": 60.0}, [[-1], [1], [-1]]),
+        ("too far: 4 heights", {"gap": 3, "dx": 400.0}, [[-1], [-1], [-1]]),
+        ("links off", {"gap": 3, "dx": 60.0, "link_distance": 0.0}, [[-1], [-1], [-1]]),
+        ("lost track already removed", {"gap": 40, "dx": 60.0}, [[-1], [-1], [-1]]),
+        ("at 5 fps, within its 5-frame lifetime", {"gap": 3, "dx": 60.0, "fps": 5.0}, [[-1], [1], [-1]]),
+        (
+            "at 5 fps, expired when the new track is reported",
+            {"gap": 4, "dx": 60.0, "fps": 5.0},
+            [[-1], [-1], [-1]],
+        ),
+    ],
+)
+def test_new_track_is_linked_to_a_nearby_lost_track(
+    case: str, kwargs: dict[str, float], expected: list[list[int]]
+) -> None:
+    assert switch(**kwargs) == expected, case  # type: ignore[arg-type]
+
+
+def test_links_do_not_change_ids() -> None:
+    # The same frames with links on and off give the same ids: links are a hint, not a re-match.
+    def ids(link_distance: float) -> list[list[int]]:
+        tracker = ByteTracker(30.0, link_distance=link_distance)
+        out = []
+        for step in range(40):
+            shift = 0.0 if step < 20 else 70.0
+            xyxy = walk(step)[:2] + np.float32([shift, 0, shift, 0]) if step % 7 else walk(step)[:0]
+            out.append(tracker.update(dets(xyxy, [0.9] * len(xyxy))).track_id.tolist())
+        return out
+
+    assert ids(3.0) == ids(0.0)
