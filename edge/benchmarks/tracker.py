@@ -14,6 +14,7 @@ Output boxes are written like the official demo: the track's Kalman box, dropped
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -267,6 +268,61 @@ def _fmt_times(run: Run) -> str:
     return f"{med:.1f} | {p99:.1f} | {1e6 / float(np.mean(t)):.0f}"
 
 
+# Runs in a tree given by --baseline (PYTHONPATH) and in this one: uses only API both have.
+_AB_SNIPPET = """
+import json, sys, time
+import numpy as np
+from edge.tracking import ByteTracker
+from edge.tracking.motio import read_mot_detections, read_seqinfo
+from edge.types import Detections
+from pathlib import Path
+mot = Path(sys.argv[1])
+arrays, wrapped = [], []
+for d in sorted(p for p in mot.iterdir() if (p / "det.txt").exists()):
+    info, dets = read_seqinfo(d / "seqinfo.ini"), read_mot_detections(d / "det.txt")
+    for out, det_api in ((arrays, False), (wrapped, True)):
+        tracker = ByteTracker(info.frame_rate)
+        for f in range(1, info.length + 1):
+            xyxy, scores = dets.frame(f)
+            if det_api:
+                n = len(xyxy)
+                d_ = Detections(xyxy, scores, np.zeros(n, np.int32), np.full(n, -1, np.int64))
+                t0 = time.perf_counter_ns()
+                tracker.update(d_)
+            else:
+                t0 = time.perf_counter_ns()
+                tracker.update_arrays(xyxy, scores)
+            out.append((time.perf_counter_ns() - t0) / 1e3)
+print(json.dumps({"update_arrays": float(np.median(arrays)), "update": float(np.median(wrapped))}))
+"""
+
+
+def ab_times(baseline: Path, mot_dir: Path, rounds: int) -> int:
+    """Median us/frame of ``update_arrays`` and ``update(Detections)`` on MOT17, this tree against the
+    tree at ``baseline`` (e.g. ``git worktree add /tmp/base <commit>``), alternating A B A B ..., each
+    pass in a fresh process after the kernel is compiled (or loaded from cache)."""
+    here = Path(__file__).resolve().parents[2]
+    results: dict[str, list[dict[str, float]]] = {"baseline": [], "this tree": []}
+    for _ in range(rounds):
+        for label, tree in (("baseline", baseline), ("this tree", here)):
+            env = dict(os.environ, PYTHONPATH=str(tree))
+            out = subprocess.run(  # noqa: S603 - our own snippet, the current interpreter
+                [sys.executable, "-c", _AB_SNIPPET, str(mot_dir)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            results[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"{label:10} {results[label][-1]}", flush=True)
+    print("\n| API | baseline median us/frame | this tree | ratio |\n|---|---|---|---|")
+    for api in ("update_arrays", "update"):
+        a = float(np.median([r[api] for r in results["baseline"]]))
+        b = float(np.median([r[api] for r in results["this tree"]]))
+        print(f"| {api} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edge bench tracker", description=__doc__.splitlines()[0])
     default_data = Path(
@@ -279,7 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling-frames", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3, help="timed passes of edge over MOT17 (median)")
     parser.add_argument("--compile", action="store_true", help="also measure cold / cached JIT time")
+    parser.add_argument(
+        "--baseline", type=Path, help="only time this tree against the tree at this path (A/B, alternating)"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="A/B rounds with --baseline")
     args = parser.parse_args(argv)
+    if args.baseline is not None:
+        return ab_times(args.baseline, args.mot_dir, args.rounds)
 
     seqs = load_sequences(args.mot_dir)
     if not seqs:
