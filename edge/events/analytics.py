@@ -83,7 +83,7 @@ class CameraAnalytics:
         class_names: Mapping[int, str] | Sequence[str] = (),
         metrics: Metrics | None = None,
         max_tracks: int = 10_000,
-        track_boxes: bool = True,
+        track_boxes: bool = False,
         amodal: bool = True,
     ) -> None:
         self.camera = camera

@@ -126,6 +126,7 @@ class ByteTracker:
         self.link_distance = float(link_distance)
         self._watermark = 0
         self._state = TrackState(self.max_tracks)
+        self._used = np.zeros(self.max_tracks, np.bool_)
         self._scratch = Scratch(self.max_tracks)
         self._removed_view: npt.NDArray[np.int64] = self._state.removed[:0]
         self._metrics = metrics
@@ -153,42 +154,17 @@ class ByteTracker:
     def _extras(
         self, xyxy: npt.NDArray[np.float32], ids: npt.NDArray[np.int64]
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        """Kalman box per row (the detection box where the row has no track) and ``link_id`` per row.
-
-        A track is new when its id is above every id reported before: ids are given at birth and a
-        track is confirmed exactly one frame after its birth (or never), so confirmations come in id
-        order. Each new track is linked to the nearest unused lost track within ``link_distance``
-        heights whose height is within a factor 2 of its own.
-        """
-        st = self._state
+        """Kalman box and ``link_id`` per row (see :func:`edge.tracking.kernels.extras`)."""
         n = ids.shape[0]
-        live = st.live[: st.n_live]
-        frame = st.counters[k.C_FRAME]
-        state = st.state[live]
-        tracked = live[(state == k.TRACKED) & st.activated[live] & (st.last_frame[live] == frame)]
-        box = xyxy.copy()
-        rows = st.det_row[tracked]
-        box[rows] = st.boxes[tracked]
-        link = np.full(n, -1, np.int64)
-        new = np.flatnonzero(ids > self._watermark)
-        if new.shape[0]:
-            self._watermark = int(ids[new].max())
-            lost = live[(state == k.LOST) & st.activated[live]]
-            if lost.shape[0]:
-                lb = st.boxes[lost]
-                lh = lb[:, 3] - lb[:, 1]
-                lc = 0.5 * (lb[:, :2] + lb[:, 2:])
-                used = np.zeros(lost.shape[0], np.bool_)
-                for r in new.tolist():
-                    b = box[r].astype(np.float64)
-                    h = b[3] - b[1]
-                    c = 0.5 * (b[:2] + b[2:])
-                    d = np.hypot(lc[:, 0] - c[0], lc[:, 1] - c[1]) / np.maximum(lh, 1e-6)
-                    ok = (~used) & (d <= self.link_distance) & (h <= 2.0 * lh) & (lh <= 2.0 * h)
-                    if ok.any():
-                        j = int(np.flatnonzero(ok)[np.argmin(d[ok])])
-                        used[j] = True
-                        link[r] = st.track_id[lost[j]]
+        st = self._state
+        box = np.empty((n, 4), np.float32)
+        link = np.empty(n, np.int64)
+        top = k.extras(
+            self._scratch.xyxy, n, ids, self._watermark, self.link_distance,
+            st.state, st.activated, st.last_frame, st.det_row, st.boxes, st.track_id, st.live,
+            st.counters, self._used, box, link,
+        )  # fmt: skip
+        self._watermark = int(top)
         return box, link
 
     def update_arrays(
@@ -312,10 +288,16 @@ def _compile() -> None:
     params = np.array([0.6, 0.1, 0.8, 0.7, 30, 1, 0.5, 0.7, 0.15], np.float64)
     boxes = np.array([[10, 10, 50, 90], [100, 20, 140, 100], [200, 20, 240, 100]], np.float32)
     scores = np.array([0.9, 0.5, 0.8], np.float32)
+    used = np.zeros(8, np.bool_)
     for shift, n in ((0, 3), (2, 3), (4, 0), (6, 3)):
         scratch.xyxy[:n] = boxes[:n] + shift
         scratch.scores[:n] = scores[:n]
-        _step(state, scratch, params, n)
+        _, ids = _step(state, scratch, params, n)
+        st = state
+        k.extras(
+            scratch.xyxy, n, ids, 0, 3.0, st.state, st.activated, st.last_frame, st.det_row, st.boxes,
+            st.track_id, st.live, st.counters, used, np.empty((n, 4), np.float32), np.empty(n, np.int64),
+        )  # fmt: skip
 
 
 def warmup() -> float:

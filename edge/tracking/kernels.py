@@ -723,3 +723,75 @@ def step(
 
     counters[C_N_LIVE] = _compact(live, n_live, state, free, counters)
     return OK
+
+
+@njit(cache=True, nogil=True)
+def extras(
+    xyxy: np.ndarray,
+    n: int,
+    out_ids: np.ndarray,
+    watermark: int,
+    link_distance: float,
+    state: np.ndarray,
+    activated: np.ndarray,
+    last_frame: np.ndarray,
+    det_row: np.ndarray,
+    boxes: np.ndarray,
+    track_id: np.ndarray,
+    live: np.ndarray,
+    counters: np.ndarray,
+    used: np.ndarray,
+    out_box: np.ndarray,
+    out_link: np.ndarray,
+) -> int:
+    """After :func:`step`: each row's Kalman box and ``link_id``; returns the new id watermark.
+
+    ``out_box[r]`` is the Kalman box of the confirmed track matched to row r this frame, else the
+    detection box. A track is *new* when its id is above ``watermark`` (every id reported before): ids
+    are given at birth and a track is confirmed exactly one frame after birth (or never), so
+    confirmations come in id order. In row order, each new track's row gets in ``out_link`` the id of
+    the nearest lost, confirmed track not linked yet whose predicted box centre lies within
+    ``link_distance`` of its own heights (the lost box's height) and whose height is within a factor 2;
+    ``-1`` elsewhere. ``used`` is scratch of the state's capacity.
+    """
+    frame = counters[C_FRAME]
+    n_live = counters[C_N_LIVE]
+    for r in range(n):
+        for c in range(4):
+            out_box[r, c] = xyxy[r, c]
+        out_link[r] = -1
+    for k in range(n_live):
+        s = live[k]
+        used[s] = False
+        if state[s] == TRACKED and activated[s] and last_frame[s] == frame and det_row[s] >= 0:
+            for c in range(4):
+                out_box[det_row[s], c] = boxes[s, c]
+    top = watermark
+    for r in range(n):
+        if out_ids[r] <= watermark:
+            continue
+        top = max(top, out_ids[r])
+        if link_distance <= 0.0:
+            continue
+        h = float(out_box[r, 3]) - float(out_box[r, 1])
+        cx = 0.5 * (float(out_box[r, 0]) + float(out_box[r, 2]))
+        cy = 0.5 * (float(out_box[r, 1]) + float(out_box[r, 3]))
+        best = -1
+        best_d = 0.0
+        for k in range(n_live):
+            s = live[k]
+            if state[s] != LOST or not activated[s] or used[s]:
+                continue
+            lh = boxes[s, 3] - boxes[s, 1]
+            if lh <= 0.0 or h > 2.0 * lh or lh > 2.0 * h:
+                continue
+            dx = 0.5 * (boxes[s, 0] + boxes[s, 2]) - cx
+            dy = 0.5 * (boxes[s, 1] + boxes[s, 3]) - cy
+            d = math.sqrt(dx * dx + dy * dy) / lh
+            if d <= link_distance and (best < 0 or d < best_d):
+                best = s
+                best_d = d
+        if best >= 0:
+            used[best] = True
+            out_link[r] = track_id[best]
+    return top

@@ -237,3 +237,39 @@ class ReferenceByteTrack:
             if t.state == "tracked" and t.confirmed and t.row >= 0:
                 out[t.row] = t.tid
         return out
+
+
+def reference_extras(
+    ref: ReferenceByteTrack, xyxy: np.ndarray, ids: np.ndarray, watermark: int, link_distance: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """What ``ByteTracker.update`` adds after a frame, from the rule in docs/tracking.md, on the
+    reference's track list: (Kalman box per row, link id per row, new watermark)."""
+    box = np.asarray(xyxy, np.float64).copy()
+    for t in ref.tracks:
+        if t.state == "tracked" and t.confirmed and t.last == ref.frame and t.row >= 0:
+            box[t.row] = t.box
+    link = np.full(len(ids), -1, np.int64)
+    lost = sorted((t for t in ref.tracks if t.state == "lost"), key=lambda t: t.tid)
+    used: set[int] = set()
+    top = watermark
+    for r in range(len(ids)):
+        if ids[r] <= watermark:
+            continue
+        top = max(top, int(ids[r]))
+        if link_distance <= 0:
+            continue
+        h = box[r, 3] - box[r, 1]
+        c = (box[r, :2] + box[r, 2:]) / 2
+        best, best_d = None, 0.0
+        for t in lost:
+            lb = t.box
+            lh = lb[3] - lb[1]
+            if t.tid in used or lh <= 0 or h > 2 * lh or lh > 2 * h:
+                continue
+            d = float(np.hypot(*((lb[:2] + lb[2:]) / 2 - c))) / lh
+            if d <= link_distance and (best is None or d < best_d):
+                best, best_d = t, d
+        if best is not None:
+            used.add(best.tid)
+            link[r] = best.tid
+    return box, link, top

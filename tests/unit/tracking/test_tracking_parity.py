@@ -10,6 +10,7 @@ import pytest
 
 from edge.tracking import ByteTracker
 from edge.tracking.motio import read_mot_detections, read_seqinfo
+from edge.types import Detections
 
 ALL_SEQUENCES = ("MOT17-02", "MOT17-04", "MOT17-05", "MOT17-09", "MOT17-10", "MOT17-11", "MOT17-13")
 
@@ -82,3 +83,33 @@ def test_parity_on_synthetic_churn(reference: Any, fps: float, kwargs: dict[str,
     assert_same_ids(edge, ref, frames, f"synthetic {fps} {kwargs}")
     if "max_tracks" in kwargs:
         assert edge.dropped_tracks > 0
+
+
+def assert_same_extras(edge: ByteTracker, ref: Any, reference: Any, frames: Any, label: str) -> int:
+    """``update()``'s Kalman boxes and links against the reference's; returns the links seen."""
+    watermark, links = 0, 0
+    for f, (xyxy, scores) in enumerate(frames, start=1):
+        n = len(xyxy)
+        out = edge.update(Detections(xyxy, scores, np.zeros(n, np.int32), np.full(n, -1, np.int64)))
+        want = ref.update(xyxy, scores)
+        assert np.array_equal(out.track_id, want), f"{label} frame {f}: ids differ"
+        box, link, watermark = reference.reference_extras(ref, xyxy, want, watermark, edge.link_distance)
+        assert out.link_id is not None
+        assert out.track_xyxy is not None
+        assert np.array_equal(out.link_id, link), f"{label} frame {f}: {out.link_id} != {link}"
+        np.testing.assert_allclose(out.track_xyxy, box, atol=1e-2, err_msg=f"{label} frame {f}")
+        links += int(np.count_nonzero(link >= 0))
+    return links
+
+
+@pytest.mark.parametrize(("seq", "limit"), [("MOT17-02", 300), ("MOT17-05", 300)])
+def test_extras_parity_on_mot17_prefix(mot17_dir: Path, reference: Any, seq: str, limit: int) -> None:
+    fps, frames = mot_frames(mot17_dir / seq, limit)
+    links = assert_same_extras(ByteTracker(fps), reference.ReferenceByteTrack(fps), reference, frames, seq)
+    assert links > 0  # the comparison saw real links
+
+
+def test_extras_parity_on_synthetic_churn_at_5_fps(reference: Any) -> None:
+    frames = churn_frames(400, 15, seed=5)
+    edge, ref = ByteTracker(5.0, track_buffer=60), reference.ReferenceByteTrack(5.0, track_buffer=60)
+    assert assert_same_extras(edge, ref, reference, frames, "synthetic 5 fps") > 0
