@@ -120,7 +120,7 @@ class Capture:
         decode_threads: FFmpeg decoder threads; 0 = OpenCV's default (one per CPU). More threads raise
             the throughput of one large stream; with many cameras the default is usually right.
         isolation: ``process`` (default): a child process per camera that no other camera can block and
-            that is killed when it hangs, for ~70 MB (mostly shared libraries) and one copy per frame.
+            that is killed when it hangs, for ~30 MB of private memory and one frame copy per frame.
             ``thread``: in this process, where OpenCV serialises all cameras' opens.
     """
 

@@ -25,7 +25,9 @@ def test_realtime_loop_plays_at_the_file_rate_across_the_end(short_clip: Path) -
     cap = Capture("demo", str(short_clip), realtime=True, loop=True, on_state=lambda _c, s: seen.append(s))
     cap.start()
     try:
-        taken = []
+        first = cap.take(10.0)  # the capture process starts first (~0.2 s, more on a loaded machine)
+        assert first is not None
+        taken = [first]
         t0 = time.monotonic()
         while time.monotonic() - t0 < 3.0:
             f = cap.take(1.0)
