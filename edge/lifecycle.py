@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge.early_signals import EarlySignals
 from edge.errors import EX_UNAVAILABLE, EdgeError
@@ -48,15 +48,21 @@ class WarmupGuard:
         self._detector = detector
         self.failure: EdgeError | None = None
 
-    def warmup(self, batch_size: int = 1) -> None:
+    def warmup(self, batch_size: int = 1, **kwargs: Any) -> bool | None:
         try:
-            self._detector.warmup(batch_size)
+            return self._detector.warmup(batch_size, **kwargs)
         except EdgeError as err:
             self.failure = err
             log.error("%s", err)  # noqa: TRY400 - expected: one line, no traceback
+            return None
 
     def infer(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
         return self._detector.infer(images)
+
+    def __getattr__(self, name: str) -> Any:
+        # The overlapped detector thread also calls new_letterbox, run_letterboxed and decode, and reads
+        # max_batch and provider: everything but warm-up passes straight through.
+        return getattr(self._detector, name)
 
 
 class LoopSignals:
