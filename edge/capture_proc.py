@@ -78,6 +78,7 @@ class WorkerProcess:
         self._slot_bytes = 0
         self._headers: list[npt.NDArray[np.int64]] = []
         self._pending: deque[dict[str, Any]] = deque()
+        self._gone: str | None = None  # why the child ended, noticed while draining frames
         self.spawns = 0
 
     # -- lifetime --------------------------------------------------------------------------------------------
@@ -107,6 +108,7 @@ class WorkerProcess:
             child_sock.close()
         self._sock = parent_sock
         self._pending.clear()
+        self._gone = None
         self.spawns += 1
 
     def kill(self) -> None:
@@ -126,6 +128,7 @@ class WorkerProcess:
             self._sock = None
         self._unmap()
         self._pending.clear()
+        self._gone = None
 
     def _unmap(self) -> None:
         self._headers = []
@@ -171,6 +174,8 @@ class WorkerProcess:
         """
         if self._pending:
             return self._pending.popleft()
+        if self._gone is not None:
+            raise WorkerGone(self._gone)
         deadline = self._clock.monotonic() + timeout
         while True:
             msg = self._recv_one(max(0.0, deadline - self._clock.monotonic()))
@@ -197,8 +202,12 @@ class WorkerProcess:
         A non-frame message behind them (``end``) stays queued for the next :meth:`recv`.
         """
         skipped = 0
-        while not self._pending:
-            nxt = self._recv_one(0.0)
+        while not self._pending and self._gone is None:
+            try:
+                nxt = self._recv_one(0.0)
+            except WorkerGone as exc:  # this frame is still good: the next recv reports the end
+                self._gone = str(exc)
+                break
             if nxt is None:
                 break
             if not self._handle(nxt):
