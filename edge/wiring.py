@@ -115,6 +115,7 @@ def build_model(settings: Settings, config_path: Path | None, *, metrics: Metric
         trt_cache_dir=state / "tensorrt",
         openvino_cache_dir=state / "openvino",
         config_dir=config_dir,
+        cache_dir=state / "models",
     )
 
 

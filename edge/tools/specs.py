@@ -80,6 +80,7 @@ def build_detector(
     trt_cache_dir: Path | None = None,
     openvino_cache_dir: Path | None = None,
     config_dir: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> Detector:
     """The detector a config describes (the model's own class filter applied inside it); the daemon keeps
     its TensorRT and OpenVINO caches in the state directory, tools in ``$XDG_CACHE_HOME/edge``."""
@@ -102,6 +103,7 @@ def build_detector(
         device=model.device,
         precision=model.precision,
         openvino_cache_dir=openvino_cache_dir,
+        cache_dir=cache_dir,  # derived models (the GPU's uint8-input wrapper)
     )
 
 
