@@ -1,13 +1,15 @@
-"""The detector stage: YOLOv8 / YOLO11 ONNX models on ONNX Runtime, micro-batched across cameras.
+"""The detector stage: YOLOv8 / YOLO11 ONNX models, micro-batched across cameras.
 
-:class:`Detector` owns one ORT session, the letterbox tensor (:mod:`edge.preprocess`) and the decoder
-(:mod:`edge.yolo`); :meth:`Detector.infer` turns BGR frames into one :class:`~edge.types.Detections` each.
-:class:`BatchingDetector` is the named thread that gathers frames from all cameras, runs them as one batch
-and hands every camera its own results, in order.
+:class:`Detector` owns a backend, the letterbox tensor (:mod:`edge.preprocess`) and the decoder
+(:mod:`edge.yolo`); :meth:`Detector.infer` turns BGR frames into one :class:`~edge.types.Detections` each,
+and :meth:`Detector.run_letterboxed` / :meth:`Detector.decode` are the same two steps apart, for the
+overlapped detector thread (:class:`BatchingDetector`, in :mod:`edge.detector_thread`, re-exported here).
 
-The model runs on an :class:`~edge.backends.base.InferenceBackend` (:mod:`edge.backends.onnxruntime`:
-provider choice TensorRT -> CUDA -> CPU and the session live there); the provider that really runs is
-logged once and exported as ``edge_detector_provider``.
+The model runs on an :class:`~edge.backends.base.InferenceBackend` chosen by
+:func:`edge.backends.select.create_backend` (ONNX Runtime: provider choice TensorRT -> CUDA -> CPU in
+:mod:`edge.backends.onnxruntime`; OpenVINO); what really runs is logged once and exported as
+``edge_detector_provider``. On accelerators batches are padded to a few fixed sizes, each warmed up
+before the detector is ready, so the device never meets a new input shape at run time.
 """
 
 from __future__ import annotations
