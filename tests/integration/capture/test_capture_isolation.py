@@ -291,3 +291,36 @@ def test_a_refused_port_is_logged_as_refused_at_once(caplog: pytest.LogCaptureFi
             cap.stop(5.0)
     assert took < 2.0  # not after open_timeout
     assert "camera=cam connecting -> offline: connection refused" in caplog.text
+
+
+def test_an_open_that_hangs_past_its_timeout_is_killed_alone(
+    rtsp_server: Callable[..., RtspServer], clip30: Path, silent_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A capture process frozen inside open (SIGSTOP: FFmpeg's own timeout cannot fire) is killed at
+    open_timeout + 3 s and replaced, while a healthy camera beside it keeps delivering."""
+    server = rtsp_server(clip30)
+    good = Capture("good", server.url())
+    stuck = Capture("stuck", f"rtsp://127.0.0.1:{silent_port}/x", open_timeout=2.0)
+    with caplog.at_level(logging.INFO, logger="edge.capture"):
+        good.start()
+        stuck.start()
+        try:
+            assert wait_until(lambda: stuck.worker_pid is not None and good.state == ONLINE, 10.0)
+            frozen = stuck.worker_pid
+            assert frozen is not None
+            os.kill(frozen, signal.SIGSTOP)
+            t0 = time.monotonic()
+            arrivals = []
+            while time.monotonic() - t0 < 7.0:
+                if good.take(0.5) is not None:
+                    arrivals.append(time.monotonic())
+            assert not alive(frozen)
+            assert wait_until(lambda: stuck.worker_pid not in (None, frozen), 5.0)
+        finally:
+            good.stop(5.0)
+            stuck.stop(5.0)
+    killed = "camera=stuck connecting -> offline: no answer within open_timeout 2 s (capture process killed)"
+    assert killed in caplog.text
+    assert len(arrivals) > 150  # ~30 fps throughout
+    assert max(b - a for a, b in itertools.pairwise(arrivals)) < 1.0
+    assert good.reconnects == 0
