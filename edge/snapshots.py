@@ -138,8 +138,10 @@ def render_snapshot(
         out = view.copy()
     thickness = max(2, round(out.shape[1] / 320))
     for (x1, y1, x2, y2), label in zip(boxes, labels, strict=True):
-        p1 = (round((x1 - left) * scale), round((y1 - top) * scale))
-        p2 = (round((x2 - left) * scale), round((y2 - top) * scale))
+        # Drawn just outside the box, so the lines cover none of the object (small ones are a few pixels).
+        pad = thickness // 2 + 2
+        p1 = (round((x1 - left) * scale) - pad, round((y1 - top) * scale) - pad)
+        p2 = (round((x2 - left) * scale) + pad, round((y2 - top) * scale) + pad)
         cv2.rectangle(out, p1, p2, BOX_COLOR, thickness, cv2.LINE_8)
         if label:
             at = (p1[0] + 2, max(p1[1] - 4, 12))

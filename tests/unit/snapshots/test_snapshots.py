@@ -52,8 +52,10 @@ def test_full_frame_is_scaled_to_max_width_with_the_box_drawn(
     assert out.shape[:2] == expected
     np.testing.assert_array_equal(image, before)  # the pipeline's frame is never drawn on
     s = expected[1] / 1280
-    # Left edge of the box, half-way down: the box colour; the object's centre: still white.
-    assert near(out[round(360 * s), round(600 * s)], BOX_COLOR)
+    pad = max(2, round(expected[1] / 320)) // 2 + 2  # the box is drawn just outside the object
+    # Left edge of the box, half-way down: the box colour; the object, edge and centre: still white.
+    assert near(out[round(360 * s), round(600 * s) - pad], BOX_COLOR)
+    assert near(out[round(360 * s), round(600 * s) + 2], (255, 255, 255))
     assert near(out[round(360 * s), round(650 * s)], (255, 255, 255))
 
 
@@ -62,7 +64,8 @@ def test_crop_is_around_the_object_with_margin() -> None:
     # Box 100 x 120 plus half of it on each side: 200 x 240, the object in the middle.
     assert out.shape[:2] == (240, 200)
     assert near(out[120, 100], (255, 255, 255))
-    assert near(out[120, 50], BOX_COLOR)  # the box's left edge
+    assert near(out[120, 47], BOX_COLOR)  # the box, just left of the object's edge at x = 50
+    assert near(out[120, 52], (255, 255, 255))
     bright = (out.mean(axis=2) > 200).mean()
     assert bright > 0.2  # the object fills a good part of the crop (it is 1.3 % of the full frame)
 
