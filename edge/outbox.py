@@ -131,6 +131,7 @@ class Outbox:
         self._age_check_interval_s = age_check_interval_s
         self._synchronous = synchronous
         self._lock = threading.Lock()
+        self.on_commit: Callable[[], None] | None = None  # after batch() wrote rows: the sender's wake-up
         self._batch_lock = threading.RLock()
         self._batch: list[tuple[str, str, bytes]] | None = None  # (camera, topic, payload) inside batch()
         self._ckpt_lock = threading.RLock()  # close() may recover a corrupt file while holding it
@@ -258,6 +259,8 @@ class Outbox:
             finally:
                 rows, self._batch = self._batch, None
                 self._put(rows, {camera: _encode_counts(counts())})
+        if rows and self.on_commit is not None:
+            self.on_commit()  # the sender was woken by each put, before these rows were readable
 
     def put_events(
         self, camera: str, events: Sequence[tuple[str, bytes]], counts: Mapping[str, Any] | None = None

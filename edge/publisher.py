@@ -175,6 +175,7 @@ class Publisher:
         self.keepalive = keepalive
         self.qos = qos
         self.outbox = outbox
+        outbox.on_commit = self._wake  # rows of a batch become readable only at its end
         self.ha_discovery = ha_discovery
         self.ha_prefix = ha_prefix
         self.max_inflight = max_inflight

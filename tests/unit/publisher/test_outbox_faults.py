@@ -218,3 +218,22 @@ def test_read_only_state_dir_fails_at_start(tmp_path: Path) -> None:
             check_state_dir(fs)
         with pytest.raises(StateDirError, match=str(fs)):
             Outbox(fs / "outbox.db")
+
+
+def test_a_batch_commits_once_at_its_end_and_then_wakes_the_sender(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", clock=FakeClock())
+    woken: list[int] = []
+    box.on_commit = lambda: woken.append(box.depth)
+    with box.batch("cam", lambda: COUNTS_1):
+        first = box.put("t", b"a", "cam")
+        second = box.put("t", b"b", "cam")
+        assert box.pending() == []  # nothing readable before the transaction
+        assert woken == []
+    assert [r.id for r in box.pending()] == [first, second]
+    assert woken == [2]
+    assert box.load_counts("cam") == COUNTS_1
+    with box.batch("cam", lambda: COUNTS_2):
+        pass  # no events: counts still saved, nobody woken
+    assert woken == [2]
+    assert box.load_counts("cam") == COUNTS_2
+    box.close()
