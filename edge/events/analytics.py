@@ -71,6 +71,12 @@ class CameraAnalytics:
         metrics: where crossings, zone events and occupancy are exported; ``None`` for none.
         max_tracks: bound of each line's and zone's per-track table (a safety net; eviction on the
             tracker's removed ids is what keeps them small).
+        track_boxes: take anchors from the tracker's Kalman box (``Detections.track_xyxy``) instead of
+            the detection box. Smoother, but it lags a walker by a frame or two, which cost more than
+            the smoothing gained on the MOT17 line grid (docs/analytics.md); off by default.
+        amodal: place the bottom of a tracked box that is much shorter than its track's reference
+            height at top + reference height (legs hidden behind something), see
+            :data:`AMODAL_TOLERANCE`. Applies to boxes from the tracker only.
     """
 
     def __init__(
@@ -230,12 +236,19 @@ class CameraAnalytics:
         if len(dets):
             self._vote(dets, frame_no)
             dets = Detections(
-                dets.xyxy, dets.confidence, self._voted, dets.track_id, dets.track_xyxy, dets.link_id
+                dets.xyxy,
+                dets.confidence,
+                self._voted,
+                dets.track_id,
+                dets.track_xyxy,
+                dets.link_id,
             )
         if removed.shape[0]:
             self._classes.remove(removed)
         boxes = dets.xyxy if dets.track_xyxy is None or not self._track_boxes else dets.track_xyxy
-        if self._amodal and len(dets):
+        if self._amodal and dets.track_xyxy is not None and len(dets):
+            # Only boxes from the tracker (which sets track_xyxy): ground truth built from
+            # annotations is already amodal and is used as it is (edge evaluate).
             boxes = self._feet(boxes, dets.track_id)
         anchors = {a: anchor_points(boxes, a).astype(np.float64) for a in self._anchors} if len(dets) else {}
         links = None
