@@ -1,22 +1,18 @@
 """Video capture: a process per camera, a latest-frame-wins slot, reconnects, health states.
 
-A :class:`Capture` owns one source (RTSP/HTTP stream, local file, or V4L2 device). By default it is opened,
-read and decoded in a child process of its own (:mod:`edge.capture_worker`: OpenCV serialises opens inside
-one process, so a camera whose host never answers held every other camera's open; in its own process a
-camera blocks only itself, a hung native call can be killed, and decode runs off the daemon's GIL). Frames
-come back through shared memory; a reader thread here copies each into a one-frame slot, where a newer
-frame replaces an unconsumed older one (counted as dropped, reason ``superseded``), so a slow consumer
-sees frames at most one interval old, never a backlog. ``isolation="thread"`` decodes in the reader thread.
+A :class:`Capture` owns one source (RTSP/HTTP stream, local file, or V4L2 device), opened, read and
+decoded in a child process of its own (:mod:`edge.capture_worker`): OpenCV serialises opens inside one
+process, so a camera whose host never answered held every other camera's open; in its own process a
+camera blocks only itself, a hung native call can be killed, and decode runs off the daemon's GIL. A reader
+thread here copies each frame from shared memory into a one-frame slot where a newer frame replaces an
+unconsumed one (dropped, reason ``superseded``): a slow consumer never sees a backlog.
 
-Health is a small state machine, logged once per change (credentials redacted)::
-
-    connecting -> online -> stalled -> offline -> online ...   and any -> stopped
-
-``stalled``: the source was delivering and stopped (read error, or no frame for ``stall_timeout``).
-``offline``: opening failed, with its cause (refused, timeout, auth failed, not found, not a video). Both
-retry with :class:`edge.backoff.Backoff`, whose 2 s cap lets a returning camera be seen within a few
-seconds however long it was away. Reconnect attempts are counted per outage in the line that ends it.
-Several captures can share one :class:`FrameNotifier`, so one consumer waits for a frame from *any* camera.
+Health, logged once per change (credentials redacted): ``connecting -> online -> stalled -> offline ->
+online ...``, any -> ``stopped``. ``stalled``: the source stopped delivering; ``offline``: opening failed,
+with its cause (refused, timeout, auth failed, not found, not a video). Both retry with
+:class:`edge.backoff.Backoff` (2 s cap: a returning camera is seen within seconds however long it was
+gone); reconnect attempts are counted per outage in the line that ends it. Several captures can share
+one :class:`FrameNotifier`, so one consumer waits for a frame from *any* camera.
 """
 
 from __future__ import annotations
@@ -51,7 +47,7 @@ from edge.capture_core import (
     read_failure,
     source_kind,
 )
-from edge.capture_proc import WorkerGone, WorkerProcess
+from edge.capture_proc import CaptureLauncher, WorkerGone, WorkerProcess
 from edge.capture_slot import (
     OPTIONS_GATE,
     FrameNotifier,
@@ -67,7 +63,8 @@ from edge.types import Frame
 
 __all__ = [
     "CONNECTING", "DROP_FPS_CAP", "DROP_SHUTDOWN", "DROP_SUPERSEDED", "OFFLINE", "ONLINE", "STALLED",
-    "STOPPED", "Capture", "FpsCap", "FrameNotifier", "Isolation", "VideoSource", "source_kind",
+    "STOPPED", "Capture", "CaptureLauncher", "FpsCap", "FrameNotifier", "Isolation", "VideoSource",
+    "source_kind",
 ]
 
 log = logging.getLogger(__name__)
@@ -122,6 +119,8 @@ class Capture:
         isolation: ``process`` (default): a child process per camera that no other camera can block and
             that is killed when it hangs, for ~30 MB of private memory and one frame copy per frame.
             ``thread``: in this process, where OpenCV serialises all cameras' opens.
+        launcher: forks capture processes in milliseconds (share one across cameras); ``None`` = each
+            starts a Python interpreter (~0.15 s of CPU, seconds on a loaded machine).
     """
 
     def __init__(
@@ -148,6 +147,7 @@ class Capture:
         opener: Callable[[], VideoSource | None] | None = None,
         decode_threads: int = 0,
         isolation: Isolation = "process",
+        launcher: CaptureLauncher | None = None,
     ) -> None:
         if transport not in ("tcp", "udp"):
             raise ValueError(f"transport must be 'tcp' or 'udp', got {transport!r}")
@@ -181,6 +181,7 @@ class Capture:
         self._notify = notify
         self._opener = opener if opener is not None else self._open_in_process
         self._decode_threads = decode_threads
+        self._launcher = launcher
         self._redacted = redact_url(source)
         # FFmpeg's own lines (open failure reasons, decoder messages) may quote the URL or its password.
         self._scrub = Redactor([urlsplit(source).password or ""] if "@" in source else [])
@@ -300,8 +301,7 @@ class Capture:
     @property
     def worker_pid(self) -> int | None:
         """Process id of the capture process while one runs (tests, diagnostics)."""
-        worker = self._worker
-        proc = worker.proc if worker is not None else None
+        proc = self._worker.proc if self._worker is not None else None
         return proc.pid if proc is not None and proc.poll() is None else None
 
     # ------------------------------------------------------------------------------------------------
@@ -391,7 +391,7 @@ class Capture:
 
     def _run_source(self) -> None:
         if self.isolation == "process":
-            self._worker = WorkerProcess(self.camera, self._clock, scrub=self._scrub)
+            self._worker = WorkerProcess(self.camera, self._clock, scrub=self._scrub, launcher=self._launcher)
         failed_before = False
         while not self._stop.is_set():
             if failed_before:
@@ -510,10 +510,8 @@ class Capture:
                 continue
             kind = msg.get("t")
             if kind == "end":
-                end = str(msg.get("kind", "error"))
-                reason = self._scrub(str(msg.get("reason", "")))
-                return Outcome(end if end in ("eof", "truncated", "error", "stall", "stop") else "error",  # type: ignore[arg-type]
-                               reason)
+                end: Any = msg.get("kind") if msg.get("kind") in ("eof", "truncated", "stall") else "error"
+                return Outcome(end, self._scrub(str(msg.get("reason", ""))))
             if kind != "frame":
                 continue
             last = mono

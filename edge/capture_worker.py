@@ -312,21 +312,60 @@ class _Child:
             capped = 0
 
 
+def _serve(sock: socket.socket) -> int:
+    try:
+        return _Child(sock).serve()
+    except (BrokenPipeError, ConnectionResetError):
+        return 0
+
+
+def _launcher(sock: socket.socket) -> int:
+    """Fork server (``--launcher``): import OpenCV once, then fork one capture process per request.
+
+    A request is a camera name with one end of a new socket pair (SCM_RIGHTS); the answer is the pid.
+    Nothing here starts a thread before forking (OpenBLAS is held to one thread by the daemon), and the
+    kernel reaps the children (SIGCHLD ignored). Each child dies with this process (PR_SET_PDEATHSIG).
+    """
+    import cv2  # noqa: F401, PLC0415 - imported once here (with NumPy), inherited by every fork
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    me = os.getpid()
+    while True:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
+        except OSError:
+            return 0
+        if not data:
+            return 0
+        if not fds:
+            continue
+        pid = os.fork()
+        if pid == 0:  # the capture process
+            code = 1
+            try:
+                sock.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _die_with_parent(me)
+                code = _serve(socket.socket(fileno=fds[0]))
+            finally:
+                os._exit(code)
+        os.close(fds[0])
+        sock.send(json.dumps({"pid": pid}).encode())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edge.capture_worker", description="one camera's capture process")
     parser.add_argument("--fd", type=int, required=True, help="this end of the SOCK_SEQPACKET pair")
     parser.add_argument("--parent", type=int, required=True, help="pid of the daemon")
     parser.add_argument("--camera", default="", help="camera name (shows in ps)")
+    parser.add_argument("--launcher", action="store_true", help="fork capture processes on request")
     args = parser.parse_args(argv)
     _die_with_parent(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     for key, value in _ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     sock = socket.socket(fileno=args.fd)
-    try:
-        return _Child(sock).serve()
-    except (BrokenPipeError, ConnectionResetError):
-        return 0
+    return _launcher(sock) if args.launcher else _serve(sock)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from helpers.rtsp import RtspServer
 
-from edge.capture import OFFLINE, ONLINE, STALLED, Capture, FrameNotifier
+from edge.capture import OFFLINE, ONLINE, STALLED, Capture, CaptureLauncher, FrameNotifier
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -26,9 +26,10 @@ NATIVE_MARKERS = ("[OPENCV", "[ WARN", "[ERROR", "Connection refused", "Immediat
 
 
 def capture_children() -> list[int]:
-    """Pids of this process's capture processes (``python -m edge.capture_worker``)."""
+    """Pids of this process's capture processes (``python -m edge.capture_worker``), including those a
+    :class:`CaptureLauncher` of this process forked, and the launcher itself."""
     me = os.getpid()
-    found = []
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -37,9 +38,22 @@ def capture_children() -> list[int]:
             cmd = (entry / "cmdline").read_bytes()
         except (OSError, IndexError):
             continue
-        if ppid == me and b"edge.capture_worker" in cmd:
-            found.append(int(entry.name))
-    return found
+        if b"edge.capture_worker" in cmd:
+            parents[int(entry.name)] = ppid
+    mine = {pid for pid, ppid in parents.items() if ppid == me}
+    return sorted(mine | {pid for pid, ppid in parents.items() if ppid in mine})
+
+
+@pytest.fixture(params=["launcher", "interpreter"])
+def launcher(request: pytest.FixtureRequest) -> Iterator[CaptureLauncher | None]:
+    """Both ways to start capture processes: forked by a shared launcher, or a Python start-up each."""
+    if request.param == "interpreter":
+        yield None
+        return
+    shared = CaptureLauncher()
+    shared.start()
+    yield shared
+    shared.close()
 
 
 def alive(pid: int) -> bool:
@@ -102,7 +116,12 @@ def test_hanging_and_refused_sources_never_hold_up_healthy_cameras(
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """4 sources that accept and never answer + 1 refused port beside 2 healthy RTSP cameras, 60 s."""
+    """4 sources that accept and never answer + 1 refused port beside 2 healthy RTSP cameras, 60 s.
+
+    Capture processes are forked by one launcher, as the daemon does (a Python start-up per camera takes
+    seconds on a loaded 2-core machine: that path is covered by the other tests here)."""
+    launcher = CaptureLauncher()
+    launcher.start()
     server = rtsp_server(clip30, clip30_b)
     bad = {
         "hang_http1": f"http://127.0.0.1:{silent_port}/video.mjpg",
@@ -114,8 +133,11 @@ def test_hanging_and_refused_sources_never_hold_up_healthy_cameras(
     notifier = FrameNotifier()
     # The bad cameras start first, so their opens are already hanging when the healthy ones open.
     # Defaults throughout (open_timeout 10 s, backoff cap 2 s), as the daemon builds them.
-    bad_caps = [Capture(name, url, notify=notifier) for name, url in bad.items()]
-    good_caps = [Capture(f"good{i}", server.url(p), notify=notifier) for i, p in enumerate(server.paths)]
+    bad_caps = [Capture(name, url, notify=notifier, launcher=launcher) for name, url in bad.items()]
+    good_caps = [
+        Capture(f"good{i}", server.url(path), notify=notifier, launcher=launcher)
+        for i, path in enumerate(server.paths)
+    ]
     arrivals: dict[str, list[float]] = {c.camera: [] for c in good_caps}
     stop = threading.Event()
 
@@ -148,11 +170,14 @@ def test_hanging_and_refused_sources_never_hold_up_healthy_cameras(
             for c in [*good_caps, *bad_caps]:
                 c.stop(5.0)
             stop_s = time.monotonic() - t_stop
+            launcher.close()
 
     firsts = {name: ts[0] - t_start for name, ts in arrivals.items() if ts}
     gaps = {n: max(b - a for a, b in itertools.pairwise(ts)) for n, ts in arrivals.items() if len(ts) > 1}
-    print(f"\nfirst frame after start (s): {firsts}; longest gap (s): {gaps}; "
-          f"frames: { {n: len(ts) for n, ts in arrivals.items()} }; stop took {stop_s:.2f} s")
+    summary = (f"first frame after start (s): {firsts}; longest gap (s): {gaps}; "
+               f"frames: { {n: len(ts) for n, ts in arrivals.items()} }; stop took {stop_s:.2f} s")
+    with capfd.disabled():
+        print(f"\n{summary}")
     for name, ts in arrivals.items():
         assert ts, f"{name} never delivered"
         assert ts[0] - t_start <= 2.0, f"{name} started {ts[0] - t_start:.2f} s late"
@@ -183,34 +208,43 @@ def test_hanging_and_refused_sources_never_hold_up_healthy_cameras(
 
 
 def test_shutdown_leaves_no_capture_process_behind(
-    rtsp_server: Callable[..., RtspServer], clip30: Path, silent_port: int
+    rtsp_server: Callable[..., RtspServer], clip30: Path, silent_port: int, launcher: CaptureLauncher | None
 ) -> None:
     server = rtsp_server(clip30)
     caps = [
-        Capture("good", server.url()),
-        Capture("hanging", f"rtsp://127.0.0.1:{silent_port}/x"),
-        Capture("refused", f"rtsp://127.0.0.1:{refused_port()}/x"),
-        Capture("file", str(clip30), loop=True, realtime=True),
+        Capture("good", server.url(), launcher=launcher),
+        Capture("hanging", f"rtsp://127.0.0.1:{silent_port}/x", launcher=launcher),
+        Capture("refused", f"rtsp://127.0.0.1:{refused_port()}/x", launcher=launcher),
+        Capture("file", str(clip30), loop=True, realtime=True, launcher=launcher),
     ]
     for c in caps:
         c.start()
-    assert wait_until(lambda: len(capture_children()) == 4, 10.0), capture_children()
+    extra = 0 if launcher is None else 1  # the launcher process itself
+    assert wait_until(lambda: len(capture_children()) == 4 + extra, 10.0), capture_children()
     assert wait_until(lambda: caps[0].state == ONLINE and caps[3].state == ONLINE, 10.0)
-    pids = capture_children()
+    pids = [c.worker_pid for c in caps]
     t0 = time.monotonic()
     assert all(c.stop(5.0) for c in caps)
     took = time.monotonic() - t0
     assert took < 2.0, f"stop took {took:.2f} s"
-    assert capture_children() == []
-    assert not any(alive(p) for p in pids)  # reaped, not zombies
+    assert len(capture_children()) == extra
+    assert not any(alive(p) for p in pids if p is not None)  # reaped, not zombies
+    if launcher is not None:
+        launcher.close()
+        assert capture_children() == []
 
 
 def test_a_crashed_or_hung_capture_process_is_replaced(
-    rtsp_server: Callable[..., RtspServer], clip30: Path, caplog: pytest.LogCaptureFixture
+    rtsp_server: Callable[..., RtspServer],
+    clip30: Path,
+    caplog: pytest.LogCaptureFixture,
+    launcher: CaptureLauncher | None,
 ) -> None:
     server = rtsp_server(clip30)
     states: list[str] = []
-    cap = Capture("cam", server.url(), stall_timeout=2.0, on_state=lambda _c, s: states.append(s))
+    cap = Capture(
+        "cam", server.url(), stall_timeout=2.0, on_state=lambda _c, s: states.append(s), launcher=launcher
+    )
     with caplog.at_level(logging.INFO, logger="edge.capture"):
         cap.start()
         try:
@@ -236,29 +270,32 @@ def test_a_crashed_or_hung_capture_process_is_replaced(
             assert not alive(second)  # killed, not left stopped
         finally:
             cap.stop(5.0)
-    assert "killed by signal 9" in caplog.text
+    # A launcher's children are reaped by the kernel, so their exit status is not known.
+    assert ("killed by signal 9" if launcher is None else "capture process ended") in caplog.text
     assert "capture process hung; killed" in caplog.text
     assert hung_for < 12.0
-    assert capture_children() == []
+    assert len(capture_children()) == (0 if launcher is None else 1)
 
 
 _ORPHAN_SCRIPT = """
 import sys, time
-from edge.capture import Capture
-caps = [Capture(f"c{i}", sys.argv[1], loop=True, realtime=True) for i in range(2)]
-caps.append(Capture("hang", sys.argv[2]))
+from edge.capture import Capture, CaptureLauncher
+launcher = CaptureLauncher() if sys.argv[3] == "launcher" else None
+caps = [Capture(f"c{i}", sys.argv[1], loop=True, realtime=True, launcher=launcher) for i in range(2)]
+caps.append(Capture("hang", sys.argv[2], launcher=launcher))
 for c in caps:
     c.start()
 while sum(c.worker_pid is not None for c in caps) < 3 or caps[0].take(0.1) is None:
     time.sleep(0.05)
-print(" ".join(str(c.worker_pid) for c in caps), flush=True)
+print(" ".join(str(c.worker_pid) for c in caps) + (f" {launcher.pid}" if launcher else ""), flush=True)
 time.sleep(600)
 """
 
 
-def test_capture_processes_die_with_a_sigkilled_daemon(clip30: Path, silent_port: int) -> None:
+@pytest.mark.parametrize("how", ["launcher", "interpreter"])
+def test_capture_processes_die_with_a_sigkilled_daemon(clip30: Path, silent_port: int, how: str) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", _ORPHAN_SCRIPT, str(clip30), f"rtsp://127.0.0.1:{silent_port}/x"],
+        [sys.executable, "-c", _ORPHAN_SCRIPT, str(clip30), f"rtsp://127.0.0.1:{silent_port}/x", how],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -266,7 +303,7 @@ def test_capture_processes_die_with_a_sigkilled_daemon(clip30: Path, silent_port
         assert proc.stdout is not None
         line = proc.stdout.readline()
         pids = [int(p) for p in line.split()]
-        assert len(pids) == 3, line
+        assert len(pids) == (4 if how == "launcher" else 3), line
         assert all(alive(p) for p in pids)
         proc.kill()  # SIGKILL: no atexit, no finally, no stop()
         proc.wait(10)
