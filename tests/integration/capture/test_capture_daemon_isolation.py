@@ -61,7 +61,8 @@ def silent_port() -> Iterator[int]:
 
 
 def worker_pids_of(parent: int) -> list[int]:
-    """Capture processes started by ``parent`` (they carry ``--parent PID``), alive or zombie."""
+    """Capture processes of ``parent`` (they carry ``--parent PID``; forks of a launcher carry its
+    command line), alive or zombie."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -139,7 +140,7 @@ def test_daemon_keeps_its_watchdog_beside_hanging_and_refused_cameras(
     assert len(pings) >= 50
     assert max(gaps) < WATCHDOG_S, gaps
     assert code == 0, stderr[-3000:]
-    assert len(workers) == 7
+    assert len(workers) in (7, 8)  # one per camera, plus the launcher where the daemon forks them from one
     deadline = time.monotonic() + 3.0
     while time.monotonic() < deadline and worker_pids_of(proc.pid):
         time.sleep(0.05)
