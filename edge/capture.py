@@ -343,8 +343,8 @@ class Capture:
         if self._outage_since is None:
             reason = "receiving frames"
         else:
-            reason = (f"receiving frames again after {self._outage_attempts} reconnect attempt(s), "
-                      f"{mono - self._outage_since:.1f} s without frames")
+            reason = (f"receiving frames again after {self._outage_attempts} reconnect attempt(s) "
+                      f"over {mono - self._outage_since:.1f} s")
         self._outage_attempts = 0
         self._outage_since = None
         self._set_state(ONLINE, reason)
