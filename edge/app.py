@@ -29,7 +29,7 @@ from edge.capture import FrameNotifier
 from edge.clock import Clock, SystemClock
 from edge.config import Settings, load_settings
 from edge.early_signals import EarlySignals
-from edge.errors import ConfigError, EdgeError
+from edge.errors import EdgeError
 from edge.events import new_run_id
 from edge.events.store import CounterStore, OutboxCounterStore
 from edge.lifecycle import (
@@ -56,7 +56,7 @@ from edge.wiring import (
     build_snapshots,
     build_web,
     discovery_specs,
-    reload_warnings,
+    reread_settings,
 )
 
 if TYPE_CHECKING:
@@ -356,31 +356,22 @@ class App:
         if self.config_path is None:
             return False
         self.notifier.reloading()
-        try:
-            new = load_settings(self.config_path)
-        except ConfigError as err:
-            # A user error, not a crash: the usual one line per problem, no traceback.
-            for line in err.lines():
-                log.error("reload rejected: %s", line)  # noqa: TRY400
-            log.error("reload rejected: keeping the running configuration")  # noqa: TRY400
-            self.notifier.ready()
-            return False
-        for warning in reload_warnings(self.settings, new):
-            log.warning("reload: %s", warning)
-        if self.detector is not None:
-            self.detector.set_thresholds(confidence=new.model.confidence, iou=new.model.iou)
-        for cam in new.cameras:
-            pipeline = self.pipelines.get(cam.name)
-            if pipeline is not None and self.runner is not None:
-                geometry = config_geometry(cam, self.class_names)
-                self.runner.call(functools.partial(pipeline.reconfigure, geometry))
-        self.settings = new
-        if self.publisher is not None and self._loop is not None:
-            specs = discovery_specs(new, self.class_names)
-            self._loop.call_soon_threadsafe(self.publisher.declare_discovery, specs)
-        log.info("reload: configuration applied")
+        new = reread_settings(self.config_path, self.settings)  # logs each problem as one line
+        if new is not None:
+            if self.detector is not None:
+                self.detector.set_thresholds(confidence=new.model.confidence, iou=new.model.iou)
+            for cam in new.cameras:
+                pipeline = self.pipelines.get(cam.name)
+                if pipeline is not None and self.runner is not None:
+                    geometry = config_geometry(cam, self.class_names)
+                    self.runner.call(functools.partial(pipeline.reconfigure, geometry))
+            self.settings = new
+            if self.publisher is not None and self._loop is not None:
+                specs = discovery_specs(new, self.class_names)
+                self._loop.call_soon_threadsafe(self.publisher.declare_discovery, specs)
+            log.info("reload: configuration applied")
         self.notifier.ready()
-        return True
+        return new is not None
 
     def request_stop(self) -> None:
         """Stop as SIGTERM would (graceful shutdown); call it on the event loop thread."""

@@ -3,13 +3,15 @@ which only sequences them)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from edge.capture import Capture
-from edge.config import resolve_model_path
+from edge.config import load_settings, resolve_model_path
 from edge.discovery import CameraSpec, debug_view_url, ha_cameras
 from edge.draw import TrailBuffer
+from edge.errors import ConfigError
 from edge.outbox import Outbox
 from edge.pipeline import CameraPipeline, config_geometry
 from edge.publisher import Publisher
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     from edge.pipeline import Sink
     from edge.types import Detections, Frame
     from edge.view import DebugView
+
+
+log = logging.getLogger(__name__)
 
 
 def build_capture(
@@ -208,3 +213,21 @@ def reload_warnings(old: Settings, new: Settings) -> list[str]:
     if new.tracker != old.tracker or new.model.path != old.model.path:
         warnings.append("tracker and model changes need a restart; lines, zones, thresholds applied")
     return warnings
+
+
+def reread_settings(path: Path, current: Settings) -> Settings | None:
+    """The config file read again for a reload, or ``None`` when it is rejected.
+
+    A rejected file is a user error, not a crash: one log line per problem, no traceback, and the running
+    configuration stays. What a reload cannot apply is logged as a warning.
+    """
+    try:
+        new = load_settings(path)
+    except ConfigError as err:
+        for line in err.lines():
+            log.error("reload rejected: %s", line)  # noqa: TRY400
+        log.error("reload rejected: keeping the running configuration")  # noqa: TRY400
+        return None
+    for warning in reload_warnings(current, new):
+        log.warning("reload: %s", warning)
+    return new
