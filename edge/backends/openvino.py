@@ -12,10 +12,11 @@ Three choices are made here, each for a measured reason:
   Runtime. The precision really used is read back from the compiled model.
 - **The compiled model is cached** in ``cache_dir`` (OpenVINO ``CACHE_DIR``): the first start compiles
   (seconds), later starts load the blob.
-- **Batch splitting across streams** (``streams > 1``): a second compilation with OpenVINO's throughput
-  hint and ``streams`` streams runs batches of two or more frames, cut into up to ``streams`` parts that
-  run at once (an asynchronous infer queue). A single frame still runs on the latency compilation, on all
-  cores, because on one stream it would get only that stream's share of them.
+- **Batch splitting across streams** (on the CPU by default): a second compilation with OpenVINO's
+  throughput hint runs batches of two or more frames, cut into up to one part per stream, all in flight
+  at once (an asynchronous infer queue). A single frame still runs on the latency compilation, on all
+  cores, because on one stream it would get only that stream's share of them. Measured on the 2-core VM:
+  1.2x-1.9x the frames/s of one request for yolo11n_320 at batch 4 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -92,9 +93,10 @@ class OpenVINOBackend:
             compiles again (seconds on a small CPU).
         threads: CPU inference threads (``INFERENCE_NUM_THREADS``); ``None`` = all cores. Fewer leave
             cores for decoding and tracking.
-        streams: parallel inference streams a batch of two or more is split across. 1 runs each batch as
-            one request on all cores; more can raise the throughput of larger batches (measured in
-            docs/benchmarks.md) at the cost of a second compiled copy of the model in memory.
+        streams: parallel inference streams a batch of two or more is split across. ``None`` (default):
+            on the CPU, as many as OpenVINO's throughput hint finds best for this machine; elsewhere 1.
+            1 runs each batch as one request on all cores (one compilation, least memory); more raise
+            the throughput of larger batches at the cost of a second compiled copy of the model.
         core: an ``openvino.Core`` to compile with (tests and benchmarks share one); ``None`` makes one.
 
     :meth:`run` is for one caller at a time (the detector thread).
@@ -112,14 +114,14 @@ class OpenVINOBackend:
         max_batch: int = 8,
         cache_dir: Path | None = None,
         threads: int | None = None,
-        streams: int = 1,
+        streams: int | None = None,
         core: Any = None,
     ) -> None:
         ov = import_openvino()
         self.model_path = Path(model_path)
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        if streams < 1:
+        if streams is not None and streams < 1:
             raise ValueError(f"streams must be >= 1, got {streams}")
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
@@ -160,9 +162,18 @@ class OpenVINOBackend:
             config["CACHE_DIR"] = str(cache_dir)
         self._compiled = self._compile(model, device, config, wanted)
         self._split: Any = None
-        if streams > 1 and self.max_batch > 1:
-            split_config = {**config, "PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": str(streams)}
+        if streams is None:
+            streams = 0 if device == "CPU" else 1  # 0: the throughput hint's own choice
+        if streams != 1 and self.max_batch > 1:
+            split_config = {**config, "PERFORMANCE_HINT": "THROUGHPUT"}
+            if streams > 1:
+                split_config["NUM_STREAMS"] = str(streams)
             self._split = self._compile(model, device, split_config, wanted)
+            if streams == 0:
+                streams = int(self._split.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            if streams <= 1:  # one stream: nothing to split across
+                self._split = None
+        streams = max(streams, 1)
 
         self.device: str = self._read_device(device)
         """The device that really runs (``AUTO`` resolved), e.g. ``CPU``."""

@@ -65,7 +65,7 @@ def create_backend(
     intra_op_threads: int | None = None,
     trt_cache_dir: Path | None = None,
     openvino_cache_dir: Path | None = None,
-    openvino_streams: int = 1,
+    openvino_streams: int | None = None,
     cpu_session: Any = None,
     openvino_core: Any = None,
     onnxruntime_options: Mapping[str, Any] | None = None,
@@ -86,8 +86,8 @@ def create_backend(
         intra_op_threads: CPU threads per run (ORT intra-op threads, OpenVINO inference threads).
         trt_cache_dir: TensorRT engine cache.
         openvino_cache_dir: OpenVINO compiled-model cache; ``None`` = :func:`default_openvino_cache_dir`.
-        openvino_streams: OpenVINO streams a batch is split across (see
-            :class:`~edge.backends.openvino.OpenVINOBackend`).
+        openvino_streams: OpenVINO streams a batch is split across; ``None`` = OpenVINO's choice on the
+            CPU (see :class:`~edge.backends.openvino.OpenVINOBackend`).
         cpu_session: the detector's probe session, reused when ONNX Runtime runs on the CPU.
         openvino_core: an ``openvino.Core`` to share (benchmarks); ``None`` makes one.
         onnxruntime_options: further keyword arguments of

@@ -92,6 +92,20 @@ def test_split_across_streams_gives_the_same_output(model, core, batch, n) -> No
     np.testing.assert_allclose(split.run(batch[:n]), whole.run(batch[:n]), atol=1e-3)
 
 
+def test_by_default_batches_are_split_across_the_cpu_streams_openvino_picks(model, core, batch) -> None:
+    path, info, session = model
+    backend = OpenVINOBackend(path, info, max_batch=4, core=core)
+    if backend.split_compiled is not None:  # OpenVINO found more than one stream worth running
+        assert backend.streams == backend.split_compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") > 1
+    else:
+        assert backend.streams == 1
+    assert np.abs(backend.run(batch) - reference(session, info, batch)).max() < 1e-2
+    single = OpenVINOBackend(path, info, max_batch=1, core=core)  # nothing to split: one compilation
+    assert (single.streams, single.split_compiled) == (1, None)
+    one = OpenVINOBackend(path, info, max_batch=4, streams=1, core=core)
+    assert (one.streams, one.split_compiled) == (1, None)
+
+
 def test_bf16_is_opt_in_and_read_back(model, core, batch) -> None:
     path, info, _ = model
     supported = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
