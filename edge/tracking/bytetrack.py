@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CENTER_MAX_FPS = 10.0
+"""Frame rates at or below which step (1b), matching by predicted-centre distance, runs."""
+
 _ERRORS = {
     k.ERR_NONFINITE: "box or score is NaN or infinite",
     k.ERR_NEGATIVE_SIZE: "box has negative size (x2 < x1 or y2 < y1)",
@@ -53,6 +56,12 @@ class ByteTracker:
         new_track_thresh: score a leftover high detection needs to start a track, default
             ``track_thresh + 0.1`` (the official ``det_thresh``). Raising it suppresses short false tracks
             but starts real ones later.
+        center_gate: at ``frame_rate`` <= 10 only (:data:`CENTER_MAX_FPS`), tracked tracks and high
+            detections that IoU left unmatched are matched by predicted-centre distance, in heights of
+            the track's predicted box, below this gate (heights within 1.5x). At 5 fps a walker's boxes
+            in successive frames often overlap too little for IoU (ByteTrack#64). Higher keeps more
+            walkers, but swaps ids more in crowds; 0 turns it off. Above 10 fps it is off, so the
+            official MOT17 figures (14-30 fps) are unchanged.
         link_distance: how far (in heights of the lost track's predicted box, centre to centre) a newly
             reported track may be from a lost track for :meth:`update` to name it in ``link_id`` (the
             analytics then continue the lost track's line state; ids are not changed). Higher bridges
@@ -79,6 +88,7 @@ class ByteTracker:
         max_tracks: int = 1024,
         new_track_thresh: float | None = None,
         link_distance: float = 3.0,
+        center_gate: float = 1.0,
         metrics: Metrics | None = None,
         camera: str = "",
     ) -> None:
@@ -95,6 +105,8 @@ class ByteTracker:
             raise ValueError(f"track_buffer must be >= 0, got {track_buffer}")
         if max_tracks < 1:
             raise ValueError(f"max_tracks must be >= 1, got {max_tracks}")
+        if not center_gate >= 0.0:
+            raise ValueError(f"center_gate must be >= 0, got {center_gate}")
         if not link_distance >= 0.0:
             raise ValueError(f"link_distance must be >= 0, got {link_distance}")
         self.frame_rate = float(frame_rate)
@@ -122,6 +134,7 @@ class ByteTracker:
         self._params[k.P_SECOND_THRESH] = 0.5
         self._params[k.P_UNCONFIRMED_THRESH] = 0.7
         self._params[k.P_DUPLICATE_IOU_DIST] = 0.15
+        self._params[k.P_CENTER_GATE] = center_gate if self.frame_rate <= CENTER_MAX_FPS else 0.0
 
         self.link_distance = float(link_distance)
         self._watermark = 0
@@ -285,7 +298,7 @@ def _compile() -> None:
     # Three small frames (tracks born, matched high and low, lost, an empty frame) through the real
     # kernel; it has a single signature because ByteTracker always passes the same dtypes.
     state, scratch = TrackState(8), Scratch(8)
-    params = np.array([0.6, 0.1, 0.8, 0.7, 30, 1, 0.5, 0.7, 0.15], np.float64)
+    params = np.array([0.6, 0.1, 0.8, 0.7, 30, 1, 0.5, 0.7, 0.15, 1.0], np.float64)
     boxes = np.array([[10, 10, 50, 90], [100, 20, 140, 100], [200, 20, 240, 100]], np.float32)
     scores = np.array([0.9, 0.5, 0.8], np.float32)
     used = np.zeros(8, np.bool_)

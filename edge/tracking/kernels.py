@@ -40,7 +40,8 @@ P_FUSE = 5
 P_SECOND_THRESH = 6
 P_UNCONFIRMED_THRESH = 7
 P_DUPLICATE_IOU_DIST = 8
-N_PARAMS = 9
+P_CENTER_GATE = 9
+N_PARAMS = 10
 
 # ``counters`` vector layout (int64).
 C_N_LIVE = 0
@@ -583,6 +584,7 @@ def step(
     )
     rest = pool[2 * capacity : 3 * capacity]  # tracked tracks left for the low detections
     n_rest = 0
+    gate = params[P_CENTER_GATE]
     for k in range(n_pool):
         s = pool[k]
         j = match_r[k]
@@ -601,6 +603,44 @@ def step(
         if match_c[j] < 0:
             hi_left[n_hi_left] = hi[j]
             n_hi_left += 1
+    if gate > 0.0:
+        # (1b) low frame rates only: tracked tracks and high detections IoU left unmatched, by
+        # predicted-centre distance in track heights (cost >= gate never matches; heights within
+        # 1.5x). Lost tracks are left out: matching their coasting boxes by distance cost IDF1.
+        c = cost[: n_rest * n_hi_left].reshape((n_rest, n_hi_left))
+        for i in range(n_rest):
+            s = rest[i]
+            th = boxes[s, 3] - boxes[s, 1]
+            tcx = 0.5 * (boxes[s, 0] + boxes[s, 2])
+            tcy = 0.5 * (boxes[s, 1] + boxes[s, 3])
+            for j in range(n_hi_left):
+                r = hi_left[j]
+                dh = float(xyxy[r, 3]) - float(xyxy[r, 1])
+                if th <= 0.0 or dh > 1.5 * th or th > 1.5 * dh:
+                    c[i, j] = gate
+                    continue
+                dx = 0.5 * (float(xyxy[r, 0]) + float(xyxy[r, 2])) - tcx
+                dy = 0.5 * (float(xyxy[r, 1]) + float(xyxy[r, 3])) - tcy
+                c[i, j] = math.sqrt(dx * dx + dy * dy) / th
+        linear_assignment_clipped(
+            c, n_rest, n_hi_left, gate, match_r, match_c, tbuf, col4row, work_f, work_i, work_b
+        )
+        n_keep = 0
+        for i in range(n_rest):
+            s = rest[i]
+            j = match_r[i]
+            if j >= 0:
+                _take_detection(mean, cov, s, xyxy, hi_left[j], kwork, last_frame, det_row, frame)
+            else:
+                rest[n_keep] = s
+                n_keep += 1
+        n_rest = n_keep
+        n_keep = 0
+        for j in range(n_hi_left):
+            if match_c[j] < 0:
+                hi_left[n_keep] = hi_left[j]
+                n_keep += 1
+        n_hi_left = n_keep
 
     # (2) low detections against the tracked tracks still unmatched, plain IoU, limit 0.5.
     c = cost[: n_rest * n_lo].reshape((n_rest, n_lo))

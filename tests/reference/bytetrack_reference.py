@@ -112,8 +112,11 @@ class ReferenceByteTrack:
         fuse_score: bool = True,
         max_tracks: int = 1024,
         new_track_thresh: float | None = None,
+        center_gate: float = 1.0,
     ) -> None:
         self.track_thresh = np.float32(track_thresh)
+        # Step (1b) runs at 10 fps and below only (docs/tracking.md).
+        self.center_gate = center_gate if frame_rate <= 10.0 else 0.0
         self.low_thresh = np.float32(low_thresh)
         self.new_thresh = np.float32(track_thresh + 0.1 if new_track_thresh is None else new_track_thresh)
         self.match_thresh = match_thresh
@@ -177,6 +180,26 @@ class ReferenceByteTrack:
             pool[i].confirmed = True
         rest = [t for i, t in enumerate(pool) if i not in used_t and t.state == "tracked"]
         high_left = [r for j, r in enumerate(high) if j not in used_d]
+
+        # (1b) low frame rates: tracked vs leftover high by predicted-centre distance in track heights
+        if self.center_gate > 0:
+            gate = self.center_gate
+            cost = np.full((len(rest), len(high_left)), gate)
+            for i, t in enumerate(rest):
+                tb = t.box
+                th = tb[3] - tb[1]
+                for j, r in enumerate(high_left):
+                    db = xyxy[r].astype(np.float64)
+                    dh = db[3] - db[1]
+                    if th > 0 and dh <= 1.5 * th and th <= 1.5 * dh:
+                        cost[i, j] = np.hypot(*((db[:2] + db[2:]) / 2 - (tb[:2] + tb[2:]) / 2)) / th
+            pairs = assign(cost, gate)
+            for i, j in pairs:
+                match(rest[i], high_left[j])
+            done_t = {i for i, _ in pairs}
+            done_d = {j for _, j in pairs}
+            rest = [t for i, t in enumerate(rest) if i not in done_t]
+            high_left = [r for j, r in enumerate(high_left) if j not in done_d]
 
         # (2) low vs remaining tracked
         pairs = assign(self._cost(rest, low, xyxy, scores, False), 0.5)

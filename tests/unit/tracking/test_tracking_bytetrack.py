@@ -117,6 +117,7 @@ def test_update_arrays_checks_shapes() -> None:
         ({"frame_rate": 30.0, "max_tracks": 0}, "max_tracks"),
         ({"frame_rate": 30.0, "track_buffer": -1}, "track_buffer"),
         ({"frame_rate": 30.0, "link_distance": -1.0}, "link_distance"),
+        ({"frame_rate": 5.0, "center_gate": -1.0}, "center_gate"),
     ],
 )
 def test_bad_settings_are_rejected(kwargs: dict[str, float], message: str) -> None:
@@ -284,3 +285,18 @@ def test_links_do_not_change_ids() -> None:
         return out
 
     assert ids(3.0) == ids(0.0)
+
+
+@pytest.mark.parametrize(("fps", "kwargs", "same_id"), [
+    (5.0, {}, True),  # 10 fps and below: matched by predicted-centre distance
+    (5.0, {"center_gate": 0.0}, False),  # off: IoU only, as the official ByteTrack
+    (30.0, {}, False),  # above 10 fps it never runs (official figures unchanged)
+])
+def test_centre_association_at_low_fps(fps: float, kwargs: dict[str, float], same_id: bool) -> None:
+    # A walker whose boxes in successive frames do not overlap (45 px steps of a 40 px wide box).
+    tracker = ByteTracker(fps, **kwargs)  # type: ignore[arg-type]
+    ids = []
+    for step in range(6):
+        out = tracker.update(dets(boxes((100 + 45 * step, 10, 140 + 45 * step, 110)), [0.9]))
+        ids.append(int(out.track_id[0]))
+    assert (len(set(ids[1:])) == 1 and ids[1] > 0) is same_id, ids

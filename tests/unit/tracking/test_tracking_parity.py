@@ -113,3 +113,14 @@ def test_extras_parity_on_synthetic_churn_at_5_fps(reference: Any) -> None:
     frames = churn_frames(400, 15, seed=5)
     edge, ref = ByteTracker(5.0, track_buffer=60), reference.ReferenceByteTrack(5.0, track_buffer=60)
     assert assert_same_extras(edge, ref, reference, frames, "synthetic 5 fps") > 0
+
+
+@pytest.mark.parametrize(("seq", "stride"), [("MOT17-02", 6), ("MOT17-05", 3), ("MOT17-13", 5)])
+def test_parity_at_5_fps(mot17_dir: Path, reference: Any, seq: str, stride: int) -> None:
+    # At 10 fps and below step (1b) matches by predicted-centre distance; ids, links and boxes agree.
+    fps, frames = mot_frames(mot17_dir / seq)
+    sub = frames[::stride]
+    n_ids = assert_same_ids(ByteTracker(fps / stride), reference.ReferenceByteTrack(fps / stride), sub, seq)
+    assert n_ids > 10
+    edge, ref = ByteTracker(fps / stride), reference.ReferenceByteTrack(fps / stride)
+    assert assert_same_extras(edge, ref, reference, sub, f"{seq} / {stride}") >= 0
