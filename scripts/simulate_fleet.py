@@ -12,7 +12,7 @@ What it does:
 4. runs ``edge run --config <node>.yaml`` for each node as a subprocess for ``--seconds`` of playback,
    then stops them with SIGTERM (each must exit 0 after flushing its outbox);
 5. prints per node: the counts its retained state topics show, the line-crossing events received, and the
-   node's own counters (the ``counts-<camera>.json`` files it saved in its state directory on shutdown),
+   node's own counters (stored with the events in its outbox database, read after it stopped),
    then the fleet totals as the subscriber aggregated them.
 
 Exit status 0 when, for every node, the retained counts == its own saved counters == the events received,
@@ -31,6 +31,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -199,11 +200,17 @@ class Aggregator:
 
 
 def saved_counts(state_dir: Path) -> int:
-    """The node's own line counters, from the ``counts-<camera>.json`` files it writes on shutdown."""
+    """The node's own line counters as it stored them: in its outbox database (the ``counters`` table,
+    committed with the events that changed them), or the ``counts-<camera>.json`` files without MQTT."""
+    db = state_dir / "outbox.sqlite3"
+    if db.exists():
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            docs = [json.loads(text) for (text,) in conn.execute("SELECT counts FROM counters")]
+    else:
+        docs = [json.loads(f.read_text())["counts"] for f in state_dir.glob("counts-*.json")]
     total = 0
-    for f in state_dir.glob("counts-*.json"):
-        doc = json.loads(f.read_text())
-        for line in doc["counts"].get("lines", {}).values():
+    for counts in docs:
+        for line in counts.get("lines", {}).values():
             for direction in ("in", "out"):
                 total += sum(int(n) for n in line.get(direction, {}).values())
     return total
