@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CENTER_MAX_FPS = 10.0
-"""Frame rates at or below which step (1b), matching by predicted-centre distance, runs."""
+"""Frame rates at or below which step 3b of docs/tracking.md (the kernel's (1b)), matching by predicted-centre
+distance, runs."""
 
 _ERRORS = {
     k.ERR_NONFINITE: "box or score is NaN or infinite",
