@@ -120,7 +120,8 @@ def test_daemon_keeps_its_watchdog_beside_hanging_and_refused_cameras(
         try:
             assert notify.wait_for("READY=1", 90.0), stderr_path.read_text()
             pings: list[float] = []
-            t_end = time.monotonic() + 60.0
+            t_ready = time.monotonic()
+            t_end = t_ready + 60.0
             while (left := t_end - time.monotonic()) > 0:
                 m = notify.receive(min(left, 0.5))
                 if m is not None and "WATCHDOG=1" in m.splitlines():
@@ -135,9 +136,13 @@ def test_daemon_keeps_its_watchdog_beside_hanging_and_refused_cameras(
                 proc.wait(10)
     stderr = stderr_path.read_text(encoding="utf-8", errors="replace")
     gaps = [b - a for a, b in itertools.pairwise(pings)]
-    print(f"\n{len(pings)} watchdog pings in 60 s, longest gap {max(gaps):.2f} s; "
-          f"{len(workers)} capture processes")
-    assert len(pings) >= 50
+    first = pings[0] - t_ready if pings else float("inf")
+    print(f"\n{len(pings)} watchdog pings in 60 s, the first {first:.1f} s after READY, longest gap "
+          f"{max(gaps):.2f} s; {len(workers)} capture processes")
+    # Pings start with the first processed frame (the unit's WatchdogSec is 60 s; capture processes
+    # start and cameras send a key frame first), then never stop: every gap stays below WATCHDOG_USEC.
+    assert first < 30.0
+    assert len(pings) >= 0.8 * (60.0 - first)
     assert max(gaps) < WATCHDOG_S, gaps
     assert code == 0, stderr[-3000:]
     assert len(workers) in (7, 8)  # one per camera, plus the launcher where the daemon forks them from one
