@@ -77,6 +77,7 @@ def play(segs: list[Seg], fps: float, duration: float = 2.5) -> tuple[dict[str, 
             np.full(len(ids), 0.9, np.float32),
             np.array(cls, np.int32),
             np.array(ids, np.int64),
+            track_xyxy=np.array(boxes, np.float32).reshape(-1, 4),  # as the tracker sets it
             link_id=np.array(links, np.int64),
         )
         events = analytics.update(dets, frame_no=n, ts_wall=1e9 + t, ts_mono=t)
