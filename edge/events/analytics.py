@@ -271,6 +271,8 @@ class CameraAnalytics:
             if removed.shape[0]:
                 counter.evict(removed)
         for zone in self.zones.values():
+            if links is not None:
+                zone.inherit(links[0], links[1], frame_no)
             if len(dets):
                 hits = zone.update(
                     dets.track_id,

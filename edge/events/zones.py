@@ -169,6 +169,24 @@ class ZoneTracker:
             raise ValueError(msg)
         self.spec = spec
 
+    def inherit(self, child: npt.NDArray[np.int64], parent: npt.NDArray[np.int64], frame_no: int) -> None:
+        """Continue each lost track ``parent[i]``'s visit under the new id ``child[i]`` (an id switch).
+
+        The child gets the parent's state (inside or not, the run, the visit's start, loitered), the
+        parent's row goes without an exit: one visit, one enter, one entry, one exit. Children already
+        known to this zone and parents it never saw are skipped.
+        """
+        pidx, pfound = self.table.find(parent)
+        _cidx, cfound = self.table.find(child)
+        ok = pfound & ~cfound
+        if not ok.any():
+            return
+        saved = {name: col[pidx[ok]].copy() for name, col in self.table.cols.items()}
+        self.table.remove(parent[ok])
+        rows = self.table.rows_for(child[ok], frame_no)
+        for name, values in saved.items():
+            self.table.cols[name][rows] = values
+
     def evict(self, track_ids: npt.NDArray[np.int64]) -> None:
         """Forget tracks without emitting events."""
         self.table.remove(track_ids)

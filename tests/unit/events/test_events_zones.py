@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from edge.events.analytics import CameraAnalytics
@@ -201,3 +202,26 @@ def test_reload_keeps_zone_state_when_only_timing_changes(
     assert [e.type for e in got] == events
     assert analytics.counts()["zones"]["z"]["entries"] == {0: entries}
     assert analytics.occupancy()["z"] == occupancy
+
+
+def test_id_switch_inside_continues_the_visit() -> None:
+    # Track 1 enters, the tracker loses it and reports track 2 linked to it: one visit, one entry;
+    # when the tracker removes track 1 there is no exit, track 2 leaves with the visit's whole dwell.
+    analytics = CameraAnalytics("cam", zones=[ZONE], run_id="t")
+    events: list[Event] = []
+    script = [(1, "I")] * 5 + [(0, ".")] * 2 + [(2, "I")] * 3 + [(2, "O")] * 3
+    reported: set[int] = set()
+    for n, (tid, c) in enumerate(script):
+        rows = [] if c == "." else [(tid, *(IN_PT if c == "I" else OUT_PT), 0)]
+        links = [1 if tid == 2 and tid not in reported else -1 for _ in rows]
+        reported.update(t for t, *_ in rows)
+        dets = frame(rows)
+        link = np.array(links, np.int64)
+        dets = Detections(dets.xyxy, dets.confidence, dets.class_id, dets.track_id, link_id=link)
+        removed = [1] if n == 9 else []
+        events += analytics.update(dets, removed, frame_no=n, ts_mono=n / FPS)
+    assert [(e.type, e.track_id) for e in events] == [("zone_enter", 1), ("zone_exit", 2)]
+    assert analytics.counts()["zones"]["z"]["entries"] == {0: 1}
+    exit_event = events[-1]
+    assert isinstance(exit_event, ZoneExit)
+    assert exit_event.dwell_s == 1.0  # from frame 0 (visit start) to frame 10 (first outside sighting)
