@@ -29,7 +29,7 @@ DELEGATED: dict[str, tuple[str, str, str]] = {
 
 # `edge bench NAME ...`: benchmark name -> (module with main(argv), one-line help).
 BENCHES: dict[str, tuple[str, str]] = {
-    "detector": ("edge.benchmarks.detector", "detector stage vs bare ONNX Runtime, same session"),
+    "detector": ("edge.benchmarks.detector", "detector stage vs the bare runtime call, per backend"),
     "tracker": ("edge.benchmarks.tracker", "tracker accuracy and speed on MOT17, against peers"),
     "counting": ("edge.benchmarks.counting", "line-count error on a 36-line grid over MOT17, vs supervision"),
     "capture": ("edge.benchmarks.capture", "capture decode rate vs `ffmpeg -benchmark` on a 1080p file"),
