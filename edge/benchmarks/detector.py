@@ -185,15 +185,21 @@ def bench_variants(
         v.run_s0 = v.run_seconds()
 
     perf = time.perf_counter
-    ops = [(i, bare) for i in range(len(built)) for bare in (True, False)]
     for r in range(runs):
         bare_s = [0.0] * len(built)
         stage_s = [0.0] * len(built)
         pairs: list[list[float]] = [[] for _ in built]
         vs_first: list[list[float]] = [[] for _ in built]
         for k, (tensor, chunk) in enumerate(zip(tensors, chunks, strict=True)):
-            shift = (k + r) % len(ops)
-            order = ops[shift:] + ops[:shift]
+            # Each detector's bare call and stage run back to back, first one then the other; detectors
+            # take turns, the turn order rotating and reversing, so no operation always follows the same
+            # one (ONNX Runtime's threads spin on after a run and would tax whatever comes next).
+            shift = (k + r) % len(built)
+            turns = list(range(shift, len(built))) + list(range(shift))
+            if (k + r) % 2:
+                turns.reverse()
+            pair = (True, False) if ((k + r) // 2) % 2 == 0 else (False, True)
+            order = [(i, bare) for i in turns for bare in pair]
             bare_k = [0.0] * len(built)
             stage_k = [0.0] * len(built)
             for i, bare_turn in order:
