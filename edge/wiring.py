@@ -22,7 +22,7 @@ from edge.web import WebServer, health_from_cameras
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from edge.capture import FrameNotifier
+    from edge.capture import CaptureLauncher, FrameNotifier
     from edge.clock import Clock
     from edge.config import CameraConfig, Settings
     from edge.detector import BatchingDetector, Detector
@@ -44,8 +44,10 @@ def build_capture(
     metrics: Metrics,
     notifier: FrameNotifier,
     on_state: Callable[[str, str], None],
+    launcher: CaptureLauncher | None = None,
 ) -> Capture:
-    """One camera's reader thread (not started)."""
+    """One camera's capture (its reader process is not started). ``launcher`` forks the capture
+    processes of all cameras from one pre-imported process, so a camera starts in milliseconds."""
     return Capture(
         cam.name,
         cam.source,
@@ -58,6 +60,7 @@ def build_capture(
         metrics=metrics,
         on_state=on_state,
         notify=notifier,
+        launcher=launcher,
     )
 
 
