@@ -6,10 +6,12 @@ else the model's ``names`` metadata.
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.config import read_model_class_names, resolve_model_path
+from edge.config import resolve_model_path
 
 if TYPE_CHECKING:
     from edge.config import ModelConfig
@@ -43,3 +45,32 @@ def model_class_names(model: ModelConfig, config_dir: Path | None = None) -> tup
             return None, f"labels_file {path}"
     path = resolve_model_path(model.path, config_dir)
     return read_model_class_names(path), f"model {path}"
+
+
+def parse_names_metadata(text: str) -> list[str] | None:
+    """Class names from an Ultralytics ``names`` metadata string (``"{0: 'person', 1: 'bicycle'}"``)."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(value, Mapping) and all(isinstance(k, int) for k in value):
+        return [str(value[k]) for k in sorted(value)]
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return None
+
+
+def read_model_class_names(path: Path) -> list[str] | None:
+    """The model's own class names from its ONNX metadata, or ``None`` if it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        import onnxruntime as ort  # noqa: PLC0415 - heavy import, only when a model must be read
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        names = session.get_modelmeta().custom_metadata_map.get("names")
+    except Exception:  # a corrupt model is the detector's error to report, not config's
+        return None
+    return parse_names_metadata(names) if names else None

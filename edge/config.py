@@ -13,9 +13,8 @@ Sources, highest priority first:
 
 from __future__ import annotations
 
-import ast
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -90,7 +89,10 @@ class LineConfig(_Strict):
     )
     extend: bool = Field(False, description="treat AB as an infinite line instead of a segment")
     min_frames: int = Field(
-        2, ge=1, description="frames the anchor must stay on the new side; more = less flicker, later count"
+        2,
+        ge=1,
+        description="frames at 30 fps the anchor must stay on the new side (the same time at any fps); "
+        "more = less flicker, later count",
     )
     min_distance: float = Field(
         0.0, ge=0.0, description="pixels the anchor must be away from the line before a crossing commits"
@@ -118,6 +120,9 @@ class ZoneConfig(_Strict):
         3, ge=1, description="frames inside (outside) before enter (exit); more = fewer flicker events, later"
     )
     loiter_seconds: float | None = Field(None, gt=0.0, description="dwell that raises one loitering event")
+    max_gap_seconds: float = Field(
+        1.0, gt=0.0, description="longest unseen gap inside one run of sightings; longer restarts the run"
+    )
 
     @field_validator("polygon")
     @classmethod
@@ -236,6 +241,12 @@ class TrackerConfig(_Strict):
     fuse_score: bool = Field(True, description="weight IoU by detection score when matching")
     max_tracks: int = Field(
         1024, ge=1, le=1_000_000, description="slot capacity; new tracks beyond it are dropped"
+    )
+    link_distance: float = Field(
+        3.0, ge=0.0, description="heights a new track may be from a lost one to continue its counts; 0 = off"
+    )
+    center_gate: float = Field(
+        1.0, ge=0.0, description="at <= 10 fps, match by predicted centre within this many heights; 0 = off"
     )
 
 
@@ -426,35 +437,6 @@ def resolve_model_path(path: str, config_dir: Path | None = None) -> Path:
         if c.exists():
             return c
     return Path("models") / p
-
-
-def parse_names_metadata(text: str) -> list[str] | None:
-    """Class names from an Ultralytics ``names`` metadata string (``"{0: 'person', 1: 'bicycle'}"``)."""
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return None
-    if isinstance(value, Mapping) and all(isinstance(k, int) for k in value):
-        return [str(value[k]) for k in sorted(value)]
-    if isinstance(value, list | tuple):
-        return [str(v) for v in value]
-    return None
-
-
-def read_model_class_names(path: Path) -> list[str] | None:
-    """The model's own class names from its ONNX metadata, or ``None`` if it cannot be read."""
-    if not path.is_file():
-        return None
-    try:
-        import onnxruntime as ort  # noqa: PLC0415 - heavy import, only when a model must be read
-
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        names = session.get_modelmeta().custom_metadata_map.get("names")
-    except Exception:  # a corrupt model is the detector's error to report, not config's
-        return None
-    return parse_names_metadata(names) if names else None
 
 
 # ----------------------------------------------------------------------------------------------------------

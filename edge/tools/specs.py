@@ -66,6 +66,7 @@ def camera_specs(
             classes=class_ids(zone.classes, class_names),
             inertia=zone.inertia,
             loiter_seconds=zone.loiter_seconds,
+            max_gap_seconds=zone.max_gap_seconds,
         )
         for zone in camera.zones
     ]
@@ -122,6 +123,8 @@ def build_tracker(
         fuse_score=tracker.fuse_score,
         max_tracks=tracker.max_tracks,
         new_track_thresh=tracker.new_track_thresh,
+        link_distance=tracker.link_distance,
+        center_gate=tracker.center_gate,
         metrics=metrics,
         camera=camera,
     )
