@@ -139,6 +139,11 @@ class Metrics:
             registry=r,
         )
         self.outbox_depth = Gauge("edge_outbox_depth", "Events waiting in the outbox.", registry=r)
+        self.outbox_degraded = Gauge(
+            "edge_outbox_degraded",
+            "1 while the outbox file cannot be written and events are held in memory.",
+            registry=r,
+        )
         self.outbox_dropped = Counter(
             "edge_outbox_dropped",
             "Events dropped from the outbox because it hit its count or age bound.",

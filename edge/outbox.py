@@ -125,6 +125,7 @@ class Outbox:
         self.max_age_s = max_age_s
         self.memory_max_events = memory_max_events
         self.retry_interval_s = retry_interval_s
+        self._fail_log = state.WriteFailureLog()
         self._metrics = metrics
         self._degraded_gauge = state.degraded_gauge(metrics)
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -477,7 +478,8 @@ class Outbox:
         self._degraded = reason
         self._next_retry = self._clock.monotonic() + self.retry_interval_s
         self._set_degraded_metric()
-        log.error(
+        log.log(
+            self._fail_log.failure_level(self._clock.monotonic()),
             "outbox %s cannot be written (%s: %s); holding up to %d new events in memory until it can",
             self.path,
             reason,
@@ -512,7 +514,8 @@ class Outbox:
             elif unwritable_reason(exc) is None:
                 raise
             return
-        log.warning(
+        log.log(
+            self._fail_log.recovery_level(),
             "outbox %s writable again; %d held events moved to disk, %d dropped while degraded",
             self.path,
             len(rows),
@@ -593,6 +596,5 @@ class Outbox:
             self._degraded_gauge.set(0.0 if self._degraded is None else 1.0)
 
 
-def _encode_counts(counts: Mapping[str, Any]) -> str:
-    # JSON object keys are strings; class ids come back as str and are converted by restore().
+def _encode_counts(counts: Mapping[str, Any]) -> str:  # class ids come back as str: restore() converts
     return json.dumps(counts, sort_keys=True, separators=(",", ":"), default=str)

@@ -87,21 +87,8 @@ def unwritable_reason(exc: sqlite3.Error) -> str | None:
 
 
 def degraded_gauge(metrics: Metrics | None) -> Gauge | None:
-    """``edge_outbox_degraded`` on the injected registry (one per :class:`Metrics`, made on first use)."""
-    if metrics is None:
-        return None
-    gauge: Gauge | None = getattr(metrics, "outbox_degraded", None)
-    if gauge is None:
-        from prometheus_client import Gauge  # noqa: PLC0415
-
-        gauge = Gauge(
-            "edge_outbox_degraded",
-            "1 while the outbox file cannot be written and events are held in memory.",
-            registry=metrics.registry,
-        )
-        gauge.set(0.0)
-        setattr(metrics, "outbox_degraded", gauge)  # noqa: B010 - metrics.py declares no such field yet
-    return gauge
+    """``edge_outbox_degraded`` of the injected metrics, if any."""
+    return metrics.outbox_degraded if metrics is not None else None
 
 
 def quarantine(path: Path, exc: Exception, salvaged: int | None = None) -> None:
@@ -150,3 +137,30 @@ class OverflowEpisodes:
             log.warning("outbox within its bounds again; %d events were dropped meanwhile", self.count)
             self.active = False
             self.count = 0
+
+
+class WriteFailureLog:
+    """The log levels of a state file's write failures and recoveries: one ERROR line per episode.
+
+    A nearly full disk flaps (a small write fits, the next does not). Only the first failure within
+    ``quiet_s`` is an ERROR line, and only its recovery a WARNING; flaps inside that window go to DEBUG,
+    so the journal keeps one line per real state change. Longer ``quiet_s`` hides more flapping, and also
+    a genuinely new failure that soon follows a recovery (the degraded metric still shows it).
+    """
+
+    def __init__(self, quiet_s: float = 60.0) -> None:
+        self.quiet_s = quiet_s
+        self._logged_at: float | None = None
+        self._episode_logged = False
+
+    def failure_level(self, now: float) -> int:
+        """The level for a failure at monotonic ``now`` (and remember whether this episode was shown)."""
+        quiet = self._logged_at is not None and now - self._logged_at < self.quiet_s
+        self._episode_logged = not quiet
+        if not quiet:
+            self._logged_at = now
+        return logging.DEBUG if quiet else logging.ERROR
+
+    def recovery_level(self) -> int:
+        """The level for the recovery that ends the current episode."""
+        return logging.WARNING if self._episode_logged else logging.DEBUG
