@@ -230,7 +230,13 @@ class App:
         assert self.detector is not None
         self._warmup = WarmupGuard(self.detector)
         batcher = self.batcher = build_batcher(
-            self._warmup, self.camera_set.take, runner.deliver, s, metrics=self.metrics, clock=self.clock
+            self._warmup,
+            self.camera_set.take,
+            runner.deliver,
+            s,
+            metrics=self.metrics,
+            clock=self.clock,
+            on_status=self._warmup_status,
         )
         batcher.start()
         stack.push_async_callback(budget.in_thread, batcher.stop, 10.0)
@@ -281,6 +287,12 @@ class App:
             stack.push_async_callback(self._budget.in_thread, self.snapshots.stop, 2.0)
             sinks.append(snapshot_sink)
         return sinks
+
+    def _warmup_status(self, line: str) -> None:
+        """Detector thread, before each warm-up batch size: a TensorRT engine build takes minutes, so
+        systemd is told to wait (EXTEND_TIMEOUT_USEC) and shown what is happening (STATUS=)."""
+        self.notifier.extend_timeout(900.0)
+        self.notifier.status(line)
 
     async def _detector_ready(self) -> bool:
         """Wait for warm-up to finish, a stop, or the detector thread to fail, whichever comes first."""

@@ -167,8 +167,10 @@ def build_batcher(
     *,
     metrics: Metrics,
     clock: Clock,
+    on_status: Callable[[str], None] | None = None,
 ) -> BatchingDetector:
-    """The detector thread (not started), taking from ``take`` and delivering to ``deliver``."""
+    """The detector thread (not started), taking from ``take`` and delivering to ``deliver``;
+    ``on_status`` gets one line per warm-up step, from the thread."""
     from edge.detector import BatchingDetector  # noqa: PLC0415 - loads onnxruntime
 
     m = settings.model
@@ -181,6 +183,7 @@ def build_batcher(
         metrics=metrics,
         clock=clock,
         name="edge-detector",
+        on_status=on_status,
     )
 
 
