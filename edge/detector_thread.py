@@ -206,8 +206,8 @@ class BatchingDetector:
     def _main(self) -> None:
         try:
             warmup: Any = self._detector.warmup
-            if self._on_status is None and not hasattr(self._detector, "run_letterboxed"):
-                warmup(self.batch_size)  # a detector with only warmup(n) and infer()
+            if not hasattr(self._detector, "run_letterboxed"):
+                warmup(self.batch_size)  # a detector with only warmup(n) and infer(): no steps to report
             elif warmup(self.batch_size, stop=self._stop, progress=self._on_status) is False:
                 self._put(self._to_run, None)
                 return
