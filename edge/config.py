@@ -98,6 +98,13 @@ class LineConfig(_Strict):
         0.0, ge=0.0, description="pixels the anchor must be away from the line before a crossing commits"
     )
     count_repeats: bool = Field(False, description="count every crossing of a track, not once per direction")
+    backfill_seconds: float = Field(
+        0.5,
+        ge=0.0,
+        le=5.0,
+        description="project a new track's path this far back to count a crossing made before it was "
+        "first seen; 0 = off (a door just past the line)",
+    )
 
     @field_validator("points")
     @classmethod
@@ -237,7 +244,9 @@ class TrackerConfig(_Strict):
         None, description="score needed to start a track (default track_thresh + 0.1); higher = fewer ghosts"
     )
     match_thresh: Probability = Field(0.8, description="max 1-IoU cost to match; higher = more lenient")
-    track_buffer: int = Field(30, ge=1, description="frames (at 30 fps) a lost track is kept for re-id")
+    track_buffer: int = Field(
+        60, ge=1, description="frames at 30 fps (2 s at any fps) a lost track is kept for re-id and links"
+    )
     fuse_score: bool = Field(True, description="weight IoU by detection score when matching")
     max_tracks: int = Field(
         1024, ge=1, le=1_000_000, description="slot capacity; new tracks beyond it are dropped"
@@ -247,6 +256,9 @@ class TrackerConfig(_Strict):
     )
     center_gate: float = Field(
         1.0, ge=0.0, description="at <= 10 fps, match by predicted centre within this many heights; 0 = off"
+    )
+    camera_motion: bool = Field(
+        True, description="at <= 10 fps, follow a panning or moving camera (a shift voted by the tracks)"
     )
 
 

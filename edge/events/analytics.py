@@ -261,7 +261,12 @@ class CameraAnalytics:
                 if links is not None:
                     counter.inherit(links[0], links[1], frame_no)
                 rows, dirs = counter.update(
-                    dets.track_id, dets.class_id, anchors[counter.spec.anchor], frame_no, self._frame_dt
+                    dets.track_id,
+                    dets.class_id,
+                    anchors[counter.spec.anchor],
+                    frame_no,
+                    self._frame_dt,
+                    ts_mono if self._frame_dt > 0.0 else None,
                 )
                 pts = anchors[counter.spec.anchor]
                 events.extend(

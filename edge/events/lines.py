@@ -50,6 +50,10 @@ class LineSpec:
             rejects box jitter of large objects; too high misses objects that clip the line at an angle.
         extend: treat AB as an infinite line (counts crossings beyond the end points too).
         count_repeats: count every committed crossing of a track, not just its first in each direction.
+        backfill_seconds: how far back in time a new track's path is projected to find a crossing made
+            before it was first seen (see :meth:`LineCounter.update`); 0 turns it off. Longer recovers
+            people the detector or tracker picked up late, just past the line, but also counts people
+            who appear just past it (out of a door right behind the line) without having crossed it.
     """
 
     name: str
@@ -62,6 +66,7 @@ class LineSpec:
     min_distance: float = 0.0
     extend: bool = False
     count_repeats: bool = False
+    backfill_seconds: float = 0.5
 
     def __post_init__(self) -> None:
         # Normalise what callers may pass as lists/sets, so equal specs compare equal (reconfigure).
@@ -83,6 +88,9 @@ class LineSpec:
             raise ValueError(msg)
         if self.min_distance < 0:
             msg = f"line {self.name!r}: min_distance must be >= 0, got {self.min_distance}"
+            raise ValueError(msg)
+        if not self.backfill_seconds >= 0:
+            msg = f"line {self.name!r}: backfill_seconds must be >= 0, got {self.backfill_seconds}"
             raise ValueError(msg)
 
     def label(self, direction: int) -> str:
@@ -106,6 +114,12 @@ def frames_needed(min_frames: int, frame_dt: float) -> int:
         return min_frames
     return max(1, min(min_frames, math.ceil(min_frames / (HOLD_FPS * frame_dt) - 1e-9)))
 
+
+BACKFILL_MEASURE_SECONDS: float = 0.3
+"""A new track's velocity for the back-projection is its mean over its first this many seconds.
+Shorter decides sooner but on noisier boxes (a jittering bottom edge reads as motion)."""
+
+_NOT_STARTED, _MEASURING, _DONE = 0, 1, 2
 
 _EMPTY_ROWS: npt.NDArray[np.intp] = np.zeros(0, np.intp)
 _EMPTY_DIRS: npt.NDArray[np.int8] = np.zeros(0, np.int8)
@@ -135,6 +149,9 @@ class LineCounter:
                 "through": (np.bool_, (), False),  # the pending run's motion passes through AB
                 "counted_in": (np.bool_, (), False),
                 "counted_out": (np.bool_, (), False),
+                "origin": (np.int8, (), _NOT_STARTED),  # back-projection of a new track's path
+                "first_pos": (np.float64, (2,), 0.0),  # the track's first anchor on a side
+                "first_ts": (np.float64, (), 0.0),  # and when it was seen there
             },
             max_rows=max_tracks,
         )
@@ -198,13 +215,22 @@ class LineCounter:
         anchors: npt.NDArray[np.float64],
         frame_no: int,
         frame_dt: float = 0.0,
+        ts: float | None = None,
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int8]]:
         """Advance every track seen in this frame; return the input rows that crossed and their direction.
 
         ``anchors`` is ``float64 (N, 2)`` of this line's anchor rule. Rows without a confirmed track
         (``-1``) or of a class the line ignores are skipped. ``frame_dt`` is the seconds between
-        processed frames (0: unknown), which scales the hold (see :func:`frames_needed`). Counts are
-        updated before returning.
+        processed frames (0: unknown), which scales the hold (see :func:`frames_needed`). ``ts`` is the
+        frame's capture time in seconds (``None``: unknown, which turns the back-projection off).
+        Counts are updated before returning.
+
+        **Back-projection** (``backfill_seconds``): a track first seen on side S, not inherited from a
+        lost one, has its mean velocity measured over its first :data:`BACKFILL_MEASURE_SECONDS`; if
+        its path projected ``backfill_seconds`` back from where it was first seen crosses AB from the
+        other side, and it has not moved back since, it counts then as a crossing into S. The
+        detector often finds a person only a few frames after they stepped over a line (occluded,
+        too small, or cut off at the frame's edge): without this no track ever saw that crossing.
         """
         ok = track_id >= 0
         if self._classes is not None:
@@ -224,8 +250,9 @@ class LineCounter:
         cur[dist < -md] = -1
         committed = cols["side"][rows]
 
-        # First sighting on either side: adopt it, nothing to count yet.
+        # First sighting on either side: adopt it, nothing to count yet (back-projection aside).
         fresh = (committed == 0) & (cur != 0)
+        back_rows, back_dirs = self._backfill(rows, sel, class_id, pts, committed, fresh, ts)
         # Seen on the committed side: cancel any pending run and remember where it was.
         same = (committed != 0) & (cur == committed)
         stay = rows[fresh | same]
@@ -237,7 +264,7 @@ class LineCounter:
         # or within min_distance) neither extend nor cancel it.
         other = np.flatnonzero((committed != 0) & (cur == -committed))
         if other.shape[0] == 0:
-            return _EMPTY_ROWS, _EMPTY_DIRS
+            return _merge(back_rows, back_dirs, [], [])
         orow = rows[other]
         starts = cols["pending"][orow] == 0
         if starts.any():
@@ -250,7 +277,7 @@ class LineCounter:
         cols["pending"][orow] += 1
         done = cols["pending"][orow] >= frames_needed(self.spec.min_frames, frame_dt)
         if not done.any():
-            return _EMPTY_ROWS, _EMPTY_DIRS
+            return _merge(back_rows, back_dirs, [], [])
         drow = orow[done]
         dnew = cur[other[done]]
         through = cols["through"][drow].copy()
@@ -259,7 +286,8 @@ class LineCounter:
         cols["pending"][drow] = 0
         cols["through"][drow] = False
         if not through.any():
-            return _EMPTY_ROWS, _EMPTY_DIRS  # went round an end of the segment: side changes, no count
+            # Went round an end of the segment: the side changes, no count.
+            return _merge(back_rows, back_dirs, [], [])
 
         # Committed crossings: the only place that loops in Python, once per fired event.
         fired_rows: list[int] = []
@@ -277,6 +305,71 @@ class LineCounter:
             self._counts[key] = self._counts.get(key, 0) + 1
             fired_rows.append(row)
             fired_dirs.append(direction)
-        if not fired_rows:
-            return _EMPTY_ROWS, _EMPTY_DIRS
-        return np.array(fired_rows, np.intp), np.array(fired_dirs, np.int8)
+        return _merge(back_rows, back_dirs, fired_rows, fired_dirs)
+
+    def _backfill(
+        self,
+        rows: npt.NDArray[np.intp],
+        sel: npt.NDArray[np.intp],
+        class_id: npt.NDArray[np.int32],
+        pts: npt.NDArray[np.float64],
+        committed: npt.NDArray[np.int8],
+        fresh: npt.NDArray[np.bool_],
+        ts: float | None,
+    ) -> tuple[list[int], list[int]]:
+        """The back-projection of :meth:`update`: (input rows, directions) of the crossings it counts."""
+        if ts is None or self.spec.backfill_seconds <= 0.0:
+            return [], []
+        cols = self.table.cols
+        origin = cols["origin"]
+        # Rows inherited from a lost track carry its origin state: a passage it began is not new.
+        born = fresh & (origin[rows] == _NOT_STARTED)
+        origin[rows[born]] = _MEASURING
+        cols["first_pos"][rows[born]] = pts[born]
+        cols["first_ts"][rows[born]] = ts
+        age = ts - cols["first_ts"][rows]
+        ripe = np.flatnonzero(
+            (origin[rows] == _MEASURING) & ~born & (age >= BACKFILL_MEASURE_SECONDS - 1e-6)
+        )
+        if ripe.shape[0] == 0:
+            return [], []
+        rr = rows[ripe]
+        origin[rr] = _DONE
+        first = cols["first_pos"][rr]
+        velocity = (pts[ripe] - first) / age[ripe, None]
+        back = first - velocity * self.spec.backfill_seconds
+        first_side = np.sign(cross(self._a, self._b, first)).astype(np.int8)
+        back_side = np.sign(cross(self._a, self._b, back)).astype(np.int8)
+        # Still on the side it was first seen on, with no run to the other side under way.
+        cand = np.flatnonzero(
+            (first_side != 0)
+            & (back_side == -first_side)
+            & (committed[ripe] == first_side)
+            & (cols["pending"][rr] == 0)
+        )
+        if cand.shape[0] == 0:
+            return [], []
+        hit = cand[crosses_segment(self._a, self._b, back[cand], first[cand])]
+        out_rows: list[int] = []
+        out_dirs: list[int] = []
+        for k in hit.tolist():  # once per counted crossing
+            r = int(rr[k])
+            direction = int(first_side[k])
+            flag = "counted_in" if direction == IN else "counted_out"
+            if bool(cols[flag][r]):
+                continue
+            cols[flag][r] = True
+            row = int(sel[ripe[k]])
+            key = (direction, int(class_id[row]))
+            self._counts[key] = self._counts.get(key, 0) + 1
+            out_rows.append(row)
+            out_dirs.append(direction)
+        return out_rows, out_dirs
+
+
+def _merge(
+    rows_a: list[int], dirs_a: list[int], rows_b: list[int], dirs_b: list[int]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int8]]:
+    if not rows_a and not rows_b:
+        return _EMPTY_ROWS, _EMPTY_DIRS
+    return np.array(rows_a + rows_b, np.intp), np.array(dirs_a + dirs_b, np.int8)

@@ -56,6 +56,7 @@ def camera_specs(
                 min_distance=line.min_distance,
                 extend=line.extend,
                 count_repeats=line.count_repeats,
+                backfill_seconds=line.backfill_seconds,
             )
         )
     zones = [
@@ -125,6 +126,7 @@ def build_tracker(
         new_track_thresh=tracker.new_track_thresh,
         link_distance=tracker.link_distance,
         center_gate=tracker.center_gate,
+        camera_motion=tracker.camera_motion,
         metrics=metrics,
         camera=camera,
     )

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.tracking import kernels as k
+from edge.tracking.camera_motion import shift_tracks
 from edge.tracking.state import Scratch, TrackState
 from edge.types import Detections
 
@@ -69,6 +70,15 @@ class ByteTracker:
             longer occlusions and faster walkers at low fps, but links two people more often in
             crowds; 0 turns links off. The gap bridged is at most the lost track's lifetime
             (``track_buffer / 30`` s).
+        camera_motion: at ``frame_rate`` <= 10 only, before associating, shift every track by the
+            camera's motion since the last frame, voted by the tracks from the detections alone
+            (:mod:`edge.tracking.camera_motion`). A panning or vehicle-mounted camera at 5 fps moves
+            every box by more than its width and loses every track at once without it; a static
+            camera is left alone unless most tracks agree on one shift. Off in this class (the
+            official algorithm); the daemon's config turns it on.
+        camera_motion_tol: how close (in track heights) a shifted prediction must land to a detection
+            to support a shift. Larger finds the shift under jerkier motion but lets people walking
+            together pass for camera motion.
         metrics: optional :class:`edge.metrics.Metrics`; when given, each update observes
             ``edge_tracker_seconds``, sets ``edge_active_tracks`` and counts ``edge_tracks_dropped``.
         camera: the ``camera`` label for those metrics.
@@ -90,6 +100,8 @@ class ByteTracker:
         new_track_thresh: float | None = None,
         link_distance: float = 3.0,
         center_gate: float = 1.0,
+        camera_motion: bool = False,
+        camera_motion_tol: float = 0.5,
         metrics: Metrics | None = None,
         camera: str = "",
     ) -> None:
@@ -138,6 +150,11 @@ class ByteTracker:
         self._params[k.P_CENTER_GATE] = center_gate if self.frame_rate <= CENTER_MAX_FPS else 0.0
 
         self.link_distance = float(link_distance)
+        if not camera_motion_tol > 0.0:
+            raise ValueError(f"camera_motion_tol must be > 0, got {camera_motion_tol}")
+        self.camera_motion = bool(camera_motion) and self.frame_rate <= CENTER_MAX_FPS
+        self.camera_motion_tol = float(camera_motion_tol)
+        self.last_shift = (0.0, 0.0)
         self._watermark = 0
         self._state = TrackState(self.max_tracks)
         self._used = np.zeros(self.max_tracks, np.bool_)
@@ -260,6 +277,13 @@ class ByteTracker:
         sc.xyxy[:n] = xyxy
         sc.scores[:n] = scores
         st = self._state
+        if self.camera_motion:
+            # Before the step, which associates; on a frame the step rejects (NaN, negative size)
+            # this changes nothing either.
+            self.last_shift = shift_tracks(
+                sc.xyxy, sc.scores, n, self.track_thresh, self.camera_motion_tol,
+                st.mean, st.state, st.activated, st.live, st.n_live,
+            )  # fmt: skip
         status, out = _step(st, sc, self._params, n)
         if status != k.OK:
             row, code = divmod(status, 4)
@@ -312,6 +336,9 @@ def _compile() -> None:
             scratch.xyxy, n, ids, 0, 3.0, st.state, st.activated, st.last_frame, st.det_row, st.boxes,
             st.track_id, st.live, st.counters, used, np.empty((n, 4), np.float32), np.empty(n, np.int64),
         )  # fmt: skip
+        shift_tracks(
+            scratch.xyxy, scratch.scores, n, 0.6, 0.5, st.mean, st.state, st.activated, st.live, st.n_live
+        )
 
 
 def warmup() -> float:

@@ -54,9 +54,11 @@ def flicker(t: float) -> int:
     return 1 if 0.5 <= t < 0.7 else 0  # "bicycle" for 0.2 s around the crossing
 
 
-def play(segs: list[Seg], fps: float, duration: float = 2.5) -> tuple[dict[str, dict[int, int]], list[int]]:
+def play(
+    segs: list[Seg], fps: float, duration: float = 2.5, line: LineSpec = LINE
+) -> tuple[dict[str, dict[int, int]], list[int]]:
     """Sample the scenario at ``fps`` through CameraAnalytics; return the counts and the crossing classes."""
-    analytics = CameraAnalytics("cam", [LINE], run_id="t")
+    analytics = CameraAnalytics("cam", [line], run_id="t")
     reported: set[int] = set()
     classes: list[int] = []
     for n in range(round(duration * fps)):
@@ -82,7 +84,7 @@ def play(segs: list[Seg], fps: float, duration: float = 2.5) -> tuple[dict[str, 
         )
         events = analytics.update(dets, frame_no=n, ts_wall=1e9 + t, ts_mono=t)
         classes += [e.class_id for e in events if isinstance(e, LineCrossing)]
-    return analytics.counts()["lines"]["h"], classes
+    return analytics.counts()["lines"][line.name], classes
 
 
 CASES: list[tuple[str, list[Seg], tuple[int, int]]] = [
@@ -118,7 +120,21 @@ CASES: list[tuple[str, list[Seg], tuple[int, int]]] = [
         (1, 0),
     ),
     ("class flicker around the crossing", [Seg(1, 0.0, 1.5, walk, cls=flicker)], (1, 0)),
-    ("new id on side B without a link: nothing to count", [Seg(2, 1.0, 1.8, walk)], (0, 0)),
+    # Back-projection (LineSpec.backfill_seconds, 0.5 s): a new id first seen 0.4 s after the walker
+    # stepped over the line, walking on, is a crossing nobody saw; one first seen farther on is not.
+    ("new id first seen just past the line, walking on: back-projected", [Seg(2, 1.0, 1.8, walk)], (1, 0)),
+    ("new id first seen far past the line: nothing to count", [Seg(2, 1.5, 2.3, walk)], (0, 0)),
+    ("new id standing just past the line: nothing to count", [Seg(2, 1.0, 2.0, lambda _t: 105.0)], (0, 0)),
+    (
+        "new id just past the line walking back over it: one out, no back-projected in",
+        [Seg(2, 1.0, 2.0, lambda t: 110.0 - 100.0 * (t - 1.0))],
+        (0, 1),
+    ),
+    (
+        "linked new id past the line: the lost track's passage, counted once",
+        [Seg(1, 0.0, 0.55, walk), Seg(2, 0.9, 1.8, walk, link=1)],
+        (1, 0),
+    ),
 ]
 
 
@@ -159,3 +175,28 @@ def test_real_class_change_wins_after_a_few_frames() -> None:
 )
 def test_hold_is_counted_at_30_fps(min_frames: int, fps: float, needed: int) -> None:
     assert frames_needed(min_frames, 1.0 / fps if fps else 0.0) == needed
+
+
+@pytest.mark.parametrize("fps", [5.0, 30.0])
+def test_backfill_off_counts_only_what_was_seen(fps: float) -> None:
+    line = LineSpec("h", (0.0, 100.0), (640.0, 100.0), backfill_seconds=0.0)
+    counts, _ = play([Seg(2, 1.0, 1.8, walk)], fps, line=line)
+    assert counts == {"in": {}, "out": {}}
+
+
+@pytest.mark.parametrize("fps", [5.0, 30.0])
+def test_backfill_needs_timestamps(fps: float) -> None:
+    """Without capture times (ground truth in ``edge evaluate``) nothing is projected."""
+    analytics = CameraAnalytics("cam", [LINE], run_id="t")
+    for n in range(round(1.8 * fps)):
+        t = 1.0 + n / fps
+        feet = walk(t)
+        box = np.array([[310.0, feet - HEIGHT, 330.0, feet]], np.float32)
+        dets = Detections(box, np.ones(1, np.float32), np.zeros(1, np.int32), np.array([2]))
+        analytics.update(dets, frame_no=n)
+    assert analytics.counts()["lines"]["h"] == {"in": {}, "out": {}}
+
+
+def test_backfill_is_validated() -> None:
+    with pytest.raises(ValueError, match="backfill_seconds"):
+        LineSpec("h", (0.0, 100.0), (640.0, 100.0), backfill_seconds=-1.0)
