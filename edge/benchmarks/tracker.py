@@ -67,12 +67,15 @@ def load_sequences(mot_dir: Path) -> list[tuple[SeqInfo, MotDetections]]:
     return [(read_seqinfo(d), read_mot_detections(d / "det.txt")) for d in dirs]
 
 
-def run_edge(seqs: list[tuple[SeqInfo, MotDetections]], *, det_boxes: bool = False) -> Run:
+def run_edge(
+    seqs: list[tuple[SeqInfo, MotDetections]], *, det_boxes: bool = False, camera_motion: bool = False
+) -> Run:
     """Edge's tracker; ``det_boxes`` writes the detection boxes (what edge emits downstream) and goes
-    through ``update(Detections)`` instead of ``update_arrays``, so its time includes that wrapper."""
+    through ``update(Detections)`` instead of ``update_arrays``, so its time includes that wrapper.
+    ``camera_motion`` turns on the daemon's camera-motion vote (at <= 10 fps only; off officially)."""
     run = Run("edge update(Detections), det boxes" if det_boxes else "edge update_arrays, Kalman boxes")
     for info, dets in seqs:
-        tracker = ByteTracker(info.frame_rate)
+        tracker = ByteTracker(info.frame_rate, camera_motion=camera_motion)
         out: list[str] = []
         for f in range(1, info.length + 1):
             xyxy, scores = dets.frame(f)
@@ -339,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline", type=Path, help="only time this tree against the tree at this path (A/B, alternating)"
     )
     parser.add_argument("--rounds", type=int, default=5, help="A/B rounds with --baseline")
+    parser.add_argument(
+        "--camera-motion", action="store_true", help="turn on the camera-motion vote (runs at <= 10 fps)"
+    )
     args = parser.parse_args(argv)
     if args.baseline is not None:
         return ab_times(args.baseline, args.mot_dir, args.rounds)
@@ -355,10 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # Edge runs several passes and keeps the per-frame median over passes (noise on a shared machine).
-    edge_runs = [run_edge(seqs) for _ in range(max(1, args.repeat))]
+    edge_runs = [run_edge(seqs, camera_motion=args.camera_motion) for _ in range(max(1, args.repeat))]
     edge = edge_runs[0]
     edge.times_us = list(np.median(np.array([r.times_us for r in edge_runs]), axis=0))
-    runs = [edge, run_edge(seqs, det_boxes=True)]
+    runs = [edge, run_edge(seqs, det_boxes=True, camera_motion=args.camera_motion)]
     if not args.no_peers:
         peer = run_roboflow(seqs)
         if peer is None:
