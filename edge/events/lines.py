@@ -227,7 +227,8 @@ class LineCounter:
 
         **Back-projection** (``backfill_seconds``): a track first seen on side S, not inherited from a
         lost one, has its mean velocity measured over its first :data:`BACKFILL_MEASURE_SECONDS`; if
-        its path projected ``backfill_seconds`` back from where it was first seen crosses AB from the
+        its path projected ``backfill_seconds`` (plus one frame interval: the tracker reports a track
+        one frame after it first detected it) back from where it was first seen crosses AB from the
         other side, and it has not moved back since, it counts then as a crossing into S. The
         detector often finds a person only a few frames after they stepped over a line (occluded,
         too small, or cut off at the frame's edge): without this no track ever saw that crossing.
@@ -252,7 +253,7 @@ class LineCounter:
 
         # First sighting on either side: adopt it, nothing to count yet (back-projection aside).
         fresh = (committed == 0) & (cur != 0)
-        back_rows, back_dirs = self._backfill(rows, sel, class_id, pts, committed, fresh, ts)
+        back_rows, back_dirs = self._backfill(rows, sel, class_id, pts, committed, fresh, ts, frame_dt)
         # Seen on the committed side: cancel any pending run and remember where it was.
         same = (committed != 0) & (cur == committed)
         stay = rows[fresh | same]
@@ -316,6 +317,7 @@ class LineCounter:
         committed: npt.NDArray[np.int8],
         fresh: npt.NDArray[np.bool_],
         ts: float | None,
+        frame_dt: float = 0.0,
     ) -> tuple[list[int], list[int]]:
         """The back-projection of :meth:`update`: (input rows, directions) of the crossings it counts."""
         if ts is None or self.spec.backfill_seconds <= 0.0:
@@ -337,7 +339,8 @@ class LineCounter:
         origin[rr] = _DONE
         first = cols["first_pos"][rr]
         velocity = (pts[ripe] - first) / age[ripe, None]
-        back = first - velocity * self.spec.backfill_seconds
+        # The tracker reports a new track on its second frame: it was detected one frame earlier.
+        back = first - velocity * (self.spec.backfill_seconds + max(frame_dt, 0.0))
         first_side = np.sign(cross(self._a, self._b, first)).astype(np.int8)
         back_side = np.sign(cross(self._a, self._b, back)).astype(np.int8)
         # Still on the side it was first seen on, with no run to the other side under way.
