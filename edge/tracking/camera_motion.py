@@ -49,21 +49,32 @@ MIN_SHIFT = 0.1
 
 
 @njit(cache=True, nogil=True)
+def _nearest(t: int, sx: float, sy: float, tc: np.ndarray, dc: np.ndarray, n_d: int, tol: float) -> int:
+    """The detection of similar height nearest to track ``t`` shifted by (sx, sy), within ``tol``
+    heights; -1 if none."""
+    h = tc[t, 2]
+    best_dd = (tol * h) ** 2
+    found = -1
+    for d in range(n_d):
+        ratio = dc[d, 2] / h
+        if ratio > HEIGHT_RATIO or ratio * HEIGHT_RATIO < 1.0:
+            continue
+        dx = dc[d, 0] - tc[t, 0] - sx
+        dy = dc[d, 1] - tc[t, 1] - sy
+        dd = dx * dx + dy * dy
+        if dd <= best_dd:
+            best_dd = dd
+            found = d
+    return found
+
+
+@njit(cache=True, nogil=True)
 def _support(sx: float, sy: float, tc: np.ndarray, n_t: int, dc: np.ndarray, n_d: int, tol: float) -> int:
     """Tracks that, shifted by (sx, sy), land within ``tol`` heights of a detection of similar height."""
     count = 0
     for t in range(n_t):
-        h = tc[t, 2]
-        lim = tol * h
-        for d in range(n_d):
-            ratio = dc[d, 2] / h
-            if ratio > HEIGHT_RATIO or ratio * HEIGHT_RATIO < 1.0:
-                continue
-            dx = dc[d, 0] - tc[t, 0] - sx
-            dy = dc[d, 1] - tc[t, 1] - sy
-            if dx * dx + dy * dy <= lim * lim:
-                count += 1
-                break
+        if _nearest(t, sx, sy, tc, dc, n_d, tol) >= 0:
+            count += 1
     return count
 
 
@@ -141,20 +152,7 @@ def shift_tracks(
     ys = np.empty(n_t, np.float64)
     m = 0
     for t in range(n_t):
-        h = tc[t, 2]
-        lim = tol * h
-        best_d = lim * lim
-        found = -1
-        for d in range(n_d):
-            ratio = dc[d, 2] / h
-            if ratio > HEIGHT_RATIO or ratio * HEIGHT_RATIO < 1.0:
-                continue
-            dx = dc[d, 0] - tc[t, 0] - bx
-            dy = dc[d, 1] - tc[t, 1] - by
-            dd = dx * dx + dy * dy
-            if dd <= best_d:
-                best_d = dd
-                found = d
+        found = _nearest(t, bx, by, tc, dc, n_d, tol)
         if found >= 0:
             xs[m] = dc[found, 0] - tc[t, 0]
             ys[m] = dc[found, 1] - tc[t, 1]
