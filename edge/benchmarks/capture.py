@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,37 +36,14 @@ from pathlib import Path
 
 import cv2
 
+from edge.benchmarks.rtsp import SilentServer
 from edge.capture import STOPPED, Capture, Isolation
-
-
-def _silent_server() -> tuple[socket.socket, threading.Event]:
-    """A TCP port that accepts connections and never answers (a wedged camera)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    done = threading.Event()
-    conns: list[socket.socket] = []
-
-    def accept() -> None:
-        srv.settimeout(0.1)
-        while not done.is_set():
-            try:
-                conns.append(srv.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-        for c in conns:
-            c.close()
-
-    threading.Thread(target=accept, name="silent-accept", daemon=True).start()
-    return srv, done
 
 
 def first_frame_s(path: Path, isolation: Isolation, hanging: int) -> float:
     """Seconds from start to the first frame of a camera on ``path`` while ``hanging`` others hang in open."""
-    srv, done = _silent_server()
-    port = srv.getsockname()[1]
+    silent = SilentServer()
+    port = silent.port
     bad = [Capture(f"hang{i}", f"http://127.0.0.1:{port}/s{i}", isolation=isolation) for i in range(hanging)]
     try:
         for c in bad:
@@ -85,8 +61,7 @@ def first_frame_s(path: Path, isolation: Isolation, hanging: int) -> float:
     finally:
         for c in bad:
             c.stop(5.0)
-        done.set()
-        srv.close()
+        silent.close()
 
 
 def _default_source() -> Path:

@@ -195,3 +195,45 @@ class RtspServer:
     def __exit__(self, *exc: object) -> None:
         self.resume()
         self.stop(crash=False)
+
+
+class SilentServer:
+    """A TCP port on 127.0.0.1 that accepts every connection and never says a word: a wedged camera or
+    NVR, whose RTSP or HTTP open hangs until the client's own timeout.
+
+        with SilentServer() as silent:
+            Capture("stuck", f"rtsp://127.0.0.1:{silent.port}/x")
+    """
+
+    def __init__(self, backlog: int = 64) -> None:
+        self._srv = socket.socket()
+        self._srv.bind(("127.0.0.1", 0))
+        self._srv.listen(backlog)
+        self._srv.settimeout(0.1)
+        self.port = int(self._srv.getsockname()[1])
+        self._done = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name="silent-accept", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._done.is_set():
+            try:
+                self._conns.append(self._srv.accept()[0])  # kept open, never answered
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(2)
+        for conn in self._conns:
+            conn.close()
+        self._srv.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -8,6 +8,15 @@ from pathlib import Path
 import pytest
 from helpers.rtsp import RtspServer, make_clip, require_rtsp
 
+from edge.benchmarks.rtsp import SilentServer
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A TCP port that accepts every connection and never says a word (a wedged camera or NVR)."""
+    with SilentServer() as silent:
+        yield silent.port
+
 
 @pytest.fixture(scope="session")
 def clip30(video_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

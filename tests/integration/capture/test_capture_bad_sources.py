@@ -6,9 +6,7 @@ import logging
 import os
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -105,35 +103,6 @@ def test_non_video_file_is_offline_with_a_clear_reason(
     assert "camera=cam connecting -> offline: not a video" in caplog.text
 
 
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A TCP port that accepts connections and never says a word (a wedged camera)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    conns: list[socket.socket] = []
-    done = threading.Event()
-
-    def accept() -> None:
-        srv.settimeout(0.1)
-        while not done.is_set():
-            try:
-                conns.append(srv.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    yield srv.getsockname()[1]
-    done.set()
-    t.join(2)
-    for c in conns:
-        c.close()
-    srv.close()
-
-
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -142,11 +111,11 @@ def closed_port() -> int:
 
 @pytest.mark.parametrize("where", ["refused", "silent", "bad_host"])
 def test_wrong_host_or_port_is_offline_and_retried(
-    where: str, silent_server: int, caplog: pytest.LogCaptureFixture
+    where: str, silent_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = {
         "refused": f"rtsp://viewer:Pw0rd123@127.0.0.1:{closed_port()}/stream",
-        "silent": f"rtsp://viewer:Pw0rd123@127.0.0.1:{silent_server}/stream",
+        "silent": f"rtsp://viewer:Pw0rd123@127.0.0.1:{silent_port}/stream",
         "bad_host": "rtsp://viewer:Pw0rd123@no-such-camera.invalid:554/stream",
     }[where]
     cap = Capture("cam", url, open_timeout=1.0, backoff_base=0.1, backoff_cap=0.2)

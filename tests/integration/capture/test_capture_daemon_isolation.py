@@ -14,9 +14,8 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,35 +28,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WATCHDOG_S = 2.0
 NATIVE_MARKERS = ("[OPENCV", "[ WARN", "[ERROR", "Immediate exit requested", "VIDEOIO", "[rtsp @", "[http @")
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A TCP port that accepts every connection and never says a word."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    done = threading.Event()
-    conns: list[socket.socket] = []
-
-    def accept() -> None:
-        srv.settimeout(0.1)
-        while not done.is_set():
-            try:
-                conns.append(srv.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    t = threading.Thread(target=accept, name="silent-accept", daemon=True)
-    t.start()
-    yield int(srv.getsockname()[1])
-    done.set()
-    t.join(2)
-    for c in conns:
-        c.close()
-    srv.close()
 
 
 def worker_pids_of(parent: int) -> list[int]:

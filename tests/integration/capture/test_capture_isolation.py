@@ -73,35 +73,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
     return predicate()
 
 
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A TCP port that accepts every connection and never says a word (a wedged camera or NVR)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    conns: list[socket.socket] = []
-    done = threading.Event()
-
-    def accept() -> None:
-        srv.settimeout(0.1)
-        while not done.is_set():
-            try:
-                conns.append(srv.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    t = threading.Thread(target=accept, name="silent-accept", daemon=True)
-    t.start()
-    yield int(srv.getsockname()[1])
-    done.set()
-    t.join(2)
-    for c in conns:
-        c.close()
-    srv.close()
-
-
 def refused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
