@@ -13,10 +13,15 @@ Three choices are made here, each for a measured reason:
 - **The compiled model is cached** in ``cache_dir`` (OpenVINO ``CACHE_DIR``): the first start compiles
   (seconds), later starts load the blob.
 - **Batch splitting across streams** (on the CPU by default): a second compilation with OpenVINO's
-  throughput hint runs batches of two or more frames, cut into up to one part per stream, all in flight
-  at once (an asynchronous infer queue). A single frame still runs on the latency compilation, on all
-  cores, because on one stream it would get only that stream's share of them. Measured on the 2-core VM:
-  1.2x-1.9x the frames/s of one request for yolo11n_320 at batch 4 (docs/benchmarks.md).
+  throughput hint, for a *static* batch of one, runs batches of two or more frames: each frame is its own
+  infer request, all in flight at once, and OpenVINO's streams take them in turn. A single frame still
+  runs on the latency compilation, on all cores, because on one stream it would get only that stream's
+  share of them. On the 2-core VM one request per frame on the static shape beat one request per
+  stream on a dynamic-batch compilation by 11 % frames/s for yolov8n at batch 2 and 4 and by 6 % for
+  yolo11n_320 at batch 4, and one request for the whole batch on all cores by 3-14 %
+  (docs/benchmarks.md). What it trades: each frame runs on one stream's share of the cores, so a batch
+  whose size is not a multiple of the streams ends with cores idle (a batch of 3 on 2 streams takes
+  about two single-stream frame times), and the second compilation costs memory and start-up time.
 """
 
 from __future__ import annotations
@@ -93,10 +98,12 @@ class OpenVINOBackend:
             compiles again (seconds on a small CPU).
         threads: CPU inference threads (``INFERENCE_NUM_THREADS``); ``None`` = all cores. Fewer leave
             cores for decoding and tracking.
-        streams: parallel inference streams a batch of two or more is split across. ``None`` (default):
-            on the CPU, as many as OpenVINO's throughput hint finds best for this machine; elsewhere 1.
-            1 runs each batch as one request on all cores (one compilation, least memory); more raise
-            the throughput of larger batches at the cost of a second compiled copy of the model.
+        streams: parallel inference streams the frames of a batch of two or more are spread across (one
+            infer request per frame, all in flight). ``None`` (default): on the CPU, as many as
+            OpenVINO's throughput hint finds best for this machine; elsewhere 1. 1 runs each batch as
+            one request on all cores (one compilation, least memory, lowest latency per batch); more
+            raise the throughput of larger batches at the cost of a second compiled copy of the model
+            (for a batch of one) and ``max_batch`` infer requests.
         core: an ``openvino.Core`` to compile with (tests and benchmarks share one); ``None`` makes one.
 
     :meth:`run` is for one caller at a time (the detector thread).
@@ -168,7 +175,9 @@ class OpenVINOBackend:
             split_config = {**config, "PERFORMANCE_HINT": "THROUGHPUT"}
             if streams > 1:
                 split_config["NUM_STREAMS"] = str(streams)
-            self._split = self._compile(model, device, split_config, wanted)
+            one = model.clone()  # each frame is its own request: a static batch of one compiles faster code
+            one.reshape({info.input_name: ov.PartialShape([1, 3, h, w])})
+            self._split = self._compile(one, device, split_config, wanted)
             if streams == 0:
                 streams = int(self._split.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
             if streams <= 1:  # one stream: nothing to split across
@@ -182,7 +191,9 @@ class OpenVINOBackend:
         self.streams = streams
         self._request = self._compiled.create_infer_request()
         self._split_requests = (
-            [self._split.create_infer_request() for _ in range(streams)] if self._split is not None else []
+            [self._split.create_infer_request() for _ in range(self.max_batch)]
+            if self._split is not None
+            else []
         )
 
     def _compile(self, model: Any, device: str, config: dict[str, Any], precision: str) -> Any:
@@ -199,7 +210,8 @@ class OpenVINOBackend:
 
     @property
     def split_compiled(self) -> Any:
-        """The throughput compilation batches of two or more are split across, or ``None``."""
+        """The throughput compilation (static batch of one) that runs each frame of a batch of two or more
+        as its own request, or ``None``."""
         return self._split
 
     def _read_device(self, asked: str) -> str:
@@ -223,16 +235,17 @@ class OpenVINOBackend:
         The result is a fresh array (not OpenVINO's request buffer), so it stays valid while the next
         batch runs.
         """
-        parts = min(batch.shape[0], len(self._split_requests))
-        if parts <= 1:
+        n = batch.shape[0]
+        if n > self.max_batch:
+            raise ValueError(f"batch of {n} frames exceeds max_batch={self.max_batch}")
+        if n <= 1 or not self._split_requests:
             request = self._request
             request.infer({0: batch}, share_inputs=True, share_outputs=True)
             out: npt.NDArray[np.float32] = np.array(request.get_output_tensor(0).data, copy=True)
             return out
-        chunks = np.array_split(batch, parts)
-        requests = self._split_requests[:parts]
-        for request, chunk in zip(requests, chunks, strict=True):
-            request.start_async({0: chunk}, share_inputs=True)
+        requests = self._split_requests[:n]  # one per frame (n <= max_batch), spread over the streams
+        for i, request in enumerate(requests):
+            request.start_async({0: batch[i : i + 1]}, share_inputs=True)
         for request in requests:
             request.wait()
         return np.concatenate([r.get_output_tensor(0).data for r in requests], axis=0)

@@ -99,18 +99,19 @@ def bare_call(det: Detector) -> Callable[[npt.NDArray[np.float32]], object]:
 
         return run_ort
     # OpenVINO: infer requests of the backend's own compilations, zero-copy in and out.
+    # A split batch: one request per frame on the static batch-1 compilation, all in flight.
     request = backend.compiled.create_infer_request()  # type: ignore[attr-defined]
     split = backend.split_compiled  # type: ignore[attr-defined]
-    streams: int = backend.streams  # type: ignore[attr-defined]
-    requests = [split.create_infer_request() for _ in range(streams)] if split is not None else []
+    max_batch: int = backend.max_batch  # type: ignore[attr-defined]
+    requests = [split.create_infer_request() for _ in range(max_batch)] if split is not None else []
 
     def run_ov(tensor: npt.NDArray[np.float32]) -> object:
-        parts = min(len(tensor), len(requests))
-        if parts <= 1:
+        n = len(tensor)
+        if n <= 1 or not requests:
             return request.infer({0: tensor}, share_inputs=True, share_outputs=True)
-        for req, chunk in zip(requests, np.array_split(tensor, parts), strict=False):
-            req.start_async({0: chunk}, share_inputs=True)
-        for req in requests[:parts]:
+        for i, req in enumerate(requests[:n]):
+            req.start_async({0: tensor[i : i + 1]}, share_inputs=True)
+        for req in requests[:n]:
             req.wait()
         return None
 
@@ -192,11 +193,16 @@ def bench_variants(
         vs_first: list[list[float]] = [[] for _ in built]
         for k, (tensor, chunk) in enumerate(zip(tensors, chunks, strict=True)):
             # Each detector's bare call and stage run back to back, first one then the other; detectors
-            # take turns, the turn order rotating and reversing, so no operation always follows the same
-            # one (ONNX Runtime's threads spin on after a run and would tax whatever comes next).
-            shift = (k + r) % len(built)
-            turns = list(range(shift, len(built))) + list(range(shift))
-            if (k + r) % 2:
+            # take turns, the turn order rotating (and, for three or more, reversing every full rotation),
+            # so no operation always follows the same one: ONNX Runtime's threads spin on after a run and
+            # tax whatever comes next (an OpenVINO yolov8n call right after one took 1.75x as long on the
+            # 2-core VM). Two detectors simply alternate who goes first, so each one's first call follows
+            # the other in every second batch, bare call and stage equally often. (Reversing on odd
+            # k + r, as before, undid the rotation for two: the first detector always went first.)
+            n_det = len(built)
+            shift = (k + r) % n_det
+            turns = list(range(shift, n_det)) + list(range(shift))
+            if n_det > 2 and ((k + r) // n_det) % 2:
                 turns.reverse()
             pair = (True, False) if ((k + r) // 2) % 2 == 0 else (False, True)
             order = [(i, bare) for i in turns for bare in pair]
