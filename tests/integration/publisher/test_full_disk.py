@@ -10,15 +10,14 @@ space returns and the held events move to disk; every event_id arrives.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import subprocess
 import urllib.request
 from typing import TYPE_CHECKING
 
 import pytest
+from helpers.disk import small_tmpfs
 from helpers.mosquitto import Subscriber
 from mqtt_support import event, first_arrivals, make_broker, wait_until
 from prometheus_client import CollectorRegistry
@@ -29,26 +28,11 @@ from edge.publisher import Publisher
 from edge.web import Health, WebServer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PAYLOAD_PAD = "x" * 1500
-
-
-@contextlib.contextmanager
-def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("a real full disk needs root to mount a tmpfs")
-        pytest.skip("mounting a tmpfs needs root")
-    where.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def big_event(i: int) -> bytes:

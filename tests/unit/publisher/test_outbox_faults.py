@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
 import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
+from helpers.disk import small_tmpfs
 from prometheus_client import CollectorRegistry
 
 from edge.clock import FakeClock
@@ -19,7 +19,6 @@ from edge.outbox import Outbox
 from edge.state import StateDirError, check_state_dir
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 COUNTS_1 = {"lines": {"door": {"in": {"0": 1}, "out": {}}}, "zones": {}}
@@ -29,21 +28,6 @@ COUNTS_2 = {"lines": {"door": {"in": {"0": 2}, "out": {}}}, "zones": {}}
 def _gauge(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:
     value = metrics.registry.get_sample_value(name, labels or {})
     return 0.0 if value is None else value
-
-
-@contextlib.contextmanager
-def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
-    """A real, tiny tmpfs (a full disk on demand); needs root, as on the CI runner and the dev box."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("a real full disk needs root to mount a tmpfs")
-        pytest.skip("mounting a tmpfs needs root")
-    where.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def test_counts_are_stored_with_their_events_and_restored(tmp_path: Path) -> None:
