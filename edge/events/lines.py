@@ -195,18 +195,7 @@ class LineCounter:
         parent again, it starts fresh and cannot count the passage a second time. Children already
         known to this line and parents it never saw are skipped.
         """
-        pidx, pfound = self.table.find(parent)
-        _cidx, cfound = self.table.find(child)
-        ok = pfound & ~cfound
-        if not ok.any():
-            return
-        cols = self.table.cols
-        saved = {name: col[pidx[ok]].copy() for name, col in cols.items()}
-        self.table.remove(parent[ok])
-        rows = self.table.rows_for(child[ok], frame_no)
-        cols = self.table.cols
-        for name, values in saved.items():
-            cols[name][rows] = values
+        self.table.hand_over(child, parent, frame_no)
 
     def update(
         self,

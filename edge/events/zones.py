@@ -176,16 +176,7 @@ class ZoneTracker:
         parent's row goes without an exit: one visit, one enter, one entry, one exit. Children already
         known to this zone and parents it never saw are skipped.
         """
-        pidx, pfound = self.table.find(parent)
-        _cidx, cfound = self.table.find(child)
-        ok = pfound & ~cfound
-        if not ok.any():
-            return
-        saved = {name: col[pidx[ok]].copy() for name, col in self.table.cols.items()}
-        self.table.remove(parent[ok])
-        rows = self.table.rows_for(child[ok], frame_no)
-        for name, values in saved.items():
-            self.table.cols[name][rows] = values
+        self.table.hand_over(child, parent, frame_no)
 
     def evict(self, track_ids: npt.NDArray[np.int64]) -> None:
         """Forget tracks without emitting events."""
