@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.daemon import error_lines, stop
 from helpers.mosquitto import Mosquitto, Subscriber
 from helpers.paths import REPO_ROOT, data_dir, models_dir, require, require_tool
 from helpers.sd_notify import NotifySocket
@@ -62,24 +63,6 @@ def _launch(config: Path, notify: NotifySocket) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def _stop(proc: subprocess.Popen[str], timeout_s: float = 30.0, *, signal_it: bool = True) -> tuple[int, str]:
-    if signal_it and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-        pytest.fail(f"edge did not stop within {timeout_s} s:\n{err}")
-    return proc.returncode, err
-
-
-def _errors(stderr: str) -> list[str]:
-    return [
-        ln for ln in stderr.splitlines() if " ERROR " in ln or " CRITICAL " in ln or ln.startswith("error:")
-    ]
-
-
 @pytest.fixture
 def notify() -> Iterator[NotifySocket]:
     with NotifySocket.temporary() as sock:
@@ -108,11 +91,11 @@ def test_unwritable_state_dir_at_start_is_one_line_naming_it_and_exit_73(
     state = blocker / "state"
     t0 = time.monotonic()
     proc = _launch(_config(tmp_path / "edge.yaml", state, None), notify)
-    code, err = _stop(proc, signal_it=False)
+    code, err = stop(proc, signal_it=False)
     assert code == 73, err
     assert time.monotonic() - t0 < 15.0
     assert "Traceback" not in err, err
-    errors = _errors(err)
+    errors = error_lines(err)
     assert len(errors) == 1, err
     assert str(state) in errors[0]
     assert not any("READY=1" in m.splitlines() for m in notify.drain())
@@ -132,13 +115,13 @@ def test_corrupt_outbox_and_counters_are_moved_aside_and_the_daemon_starts(
         deadline = time.monotonic() + 60  # the counts are read at the camera's first frame
         while not list(state.glob("counts-plaza.json.corrupt-*")) and time.monotonic() < deadline:
             time.sleep(0.2)
-        code, err = _stop(proc)
+        code, err = stop(proc)
     assert ready, err
     assert code == 0, err
     assert "Traceback" not in err, err
-    assert [ln for ln in _errors(err) if "outbox.sqlite3" in ln and "corrupt" in ln], err
+    assert [ln for ln in error_lines(err) if "outbox.sqlite3" in ln and "corrupt" in ln], err
     assert list(state.glob("outbox.sqlite3.corrupt-*"))
-    assert [ln for ln in _errors(err) if "counts-plaza.json" in ln and "moved it to" in ln], err
+    assert [ln for ln in error_lines(err) if "counts-plaza.json" in ln and "moved it to" in ln], err
     assert list(state.glob("counts-plaza.json.corrupt-*"))
 
 
@@ -150,7 +133,7 @@ def fill(directory: Path) -> None:
             f.flush()
 
 
-def test_state_dir_unwritable_mid_run_one_line_and_a_clean_stop(tmp_path: Path, notify: NotifySocket) -> None:
+def test_state_dir_unwritable_mid_run_one_line_and_a_cleanstop(tmp_path: Path, notify: NotifySocket) -> None:
     require_tool("mosquitto")
     log_path = tmp_path / "edge.stderr"
     with tmpfs(tmp_path / "state") as state, Mosquitto(tmp_path / "broker") as broker:
@@ -195,7 +178,7 @@ def test_state_dir_unwritable_mid_run_one_line_and_a_clean_stop(tmp_path: Path, 
     assert code == 0, err
     assert "Traceback" not in err, err
     assert "edge stopped" in err
-    outbox_lines = [ln for ln in _errors(err) if "outbox" in ln and "cannot be written" in ln]
+    outbox_lines = [ln for ln in error_lines(err) if "outbox" in ln and "cannot be written" in ln]
     assert len(outbox_lines) == 1, err
     assert availability is not None
     assert availability.payload == b"offline"

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.daemon import error_lines, stop
 from helpers.paths import REPO_ROOT, data_dir, models_dir, require
 from helpers.sd_notify import NotifySocket
 from helpers.tiny_onnx import lying_detect_model
@@ -67,20 +68,6 @@ def _launch(config: Path, notify: NotifySocket) -> subprocess.Popen[str]:
     )
 
 
-def _finish(proc: subprocess.Popen[str], timeout_s: float) -> tuple[int, str]:
-    try:
-        _, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-        pytest.fail(f"edge run still running after {timeout_s} s; stderr:\n{err}")
-    return proc.returncode, err
-
-
-def _errors(stderr: str) -> list[str]:
-    return [ln for ln in stderr.splitlines() if " ERROR " in ln or " CRITICAL " in ln]
-
-
 @pytest.fixture
 def notify() -> Iterator[NotifySocket]:
     with NotifySocket.temporary() as sock:
@@ -94,13 +81,13 @@ def test_warmup_failure_exits_69_fast_with_one_line_and_no_ready(
     config = _config(tmp_path / "edge.yaml", model=model, classes="[worker]")
     t0 = time.monotonic()
     proc = _launch(config, notify)
-    code, err = _finish(proc, timeout_s=30)
+    code, err = stop(proc, 30, signal_it=False)
     elapsed = time.monotonic() - t0
     messages = notify.drain()
     assert code == 69, err
     assert elapsed < 5.0, f"took {elapsed:.1f} s"
     assert "Traceback" not in err, err
-    errors = _errors(err)
+    errors = error_lines(err)
     assert len(errors) == 1, err
     assert "does not match" in errors[0]
     assert "lying.onnx" in errors[0]
@@ -116,12 +103,12 @@ def test_metrics_port_in_use_exits_fast_with_one_line(tmp_path: Path, notify: No
         config = _config(tmp_path / "edge.yaml", model=model, metrics_port=port)
         t0 = time.monotonic()
         proc = _launch(config, notify)
-        code, err = _finish(proc, timeout_s=30)
+        code, err = stop(proc, 30, signal_it=False)
         elapsed = time.monotonic() - t0
     assert code == 69, err
     assert elapsed < 5.0, f"took {elapsed:.1f} s"
     assert "Traceback" not in err, err
-    errors = _errors(err)
+    errors = error_lines(err)
     assert len(errors) == 1, err
     assert f"127.0.0.1:{port}" in errors[0]
     assert not any("READY=1" in m.splitlines() for m in notify.drain())
@@ -135,10 +122,10 @@ def test_sigterm_half_a_second_after_launch_exits_0_without_ready(
     proc = _launch(config, notify)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
-    code, err = _finish(proc, timeout_s=20)
+    code, err = stop(proc, 20, signal_it=False)
     assert code == 0, err
     assert "Traceback" not in err, err
-    assert not _errors(err), err
+    assert not error_lines(err), err
     assert not any("READY=1" in m.splitlines() for m in notify.drain())
 
 
@@ -154,7 +141,7 @@ def test_sighup_during_startup_does_not_kill_and_the_daemon_starts(
         assert notify.wait_for("READY=1", timeout_s=60), proc.poll()
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
-        code, err = _finish(proc, timeout_s=30)
+        code, err = stop(proc, 30, signal_it=False)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -181,11 +168,11 @@ def test_custom_class_names_from_a_labels_file_run(tmp_path: Path, notify: Notif
         time.sleep(2.0)  # frames flow through the detector and the pipeline
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
-        code, err = _finish(proc, timeout_s=30)
+        code, err = stop(proc, 30, signal_it=False)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert code == 0, err
-    assert not _errors(err), err
+    assert not error_lines(err), err
     assert "classes=80" in err
