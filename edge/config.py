@@ -257,6 +257,11 @@ class TrackerConfig(_Strict):
     center_gate: float = Field(
         1.0, ge=0.0, description="at <= 10 fps, match by predicted centre within this many heights; 0 = off"
     )
+    confirm_thresh: Probability | None = Field(
+        0.9,
+        description="at <= 10 fps, a new track this confident is reported at once, not a frame later; "
+        "lower = more one-frame ghosts; null = wait (official)",
+    )
     camera_motion: bool = Field(
         True, description="at <= 10 fps, follow a panning or moving camera (a shift voted by the tracks)"
     )

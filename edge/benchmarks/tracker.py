@@ -68,14 +68,19 @@ def load_sequences(mot_dir: Path) -> list[tuple[SeqInfo, MotDetections]]:
 
 
 def run_edge(
-    seqs: list[tuple[SeqInfo, MotDetections]], *, det_boxes: bool = False, camera_motion: bool = False
+    seqs: list[tuple[SeqInfo, MotDetections]],
+    *,
+    det_boxes: bool = False,
+    camera_motion: bool = False,
+    confirm_thresh: float | None = None,
 ) -> Run:
     """Edge's tracker; ``det_boxes`` writes the detection boxes (what edge emits downstream) and goes
     through ``update(Detections)`` instead of ``update_arrays``, so its time includes that wrapper.
-    ``camera_motion`` turns on the daemon's camera-motion vote (at <= 10 fps only; off officially)."""
+    ``camera_motion`` and ``confirm_thresh`` turn on the daemon's camera-motion vote and confirmation
+    at birth (both at <= 10 fps only; off officially)."""
     run = Run("edge update(Detections), det boxes" if det_boxes else "edge update_arrays, Kalman boxes")
     for info, dets in seqs:
-        tracker = ByteTracker(info.frame_rate, camera_motion=camera_motion)
+        tracker = ByteTracker(info.frame_rate, camera_motion=camera_motion, confirm_thresh=confirm_thresh)
         out: list[str] = []
         for f in range(1, info.length + 1):
             xyxy, scores = dets.frame(f)
@@ -345,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--camera-motion", action="store_true", help="turn on the camera-motion vote (runs at <= 10 fps)"
     )
+    parser.add_argument(
+        "--confirm-thresh", type=float, help="confirm new tracks this confident at birth (at <= 10 fps)"
+    )
     args = parser.parse_args(argv)
     if args.baseline is not None:
         return ab_times(args.baseline, args.mot_dir, args.rounds)
@@ -361,10 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # Edge runs several passes and keeps the per-frame median over passes (noise on a shared machine).
-    edge_runs = [run_edge(seqs, camera_motion=args.camera_motion) for _ in range(max(1, args.repeat))]
+    daemon = {"camera_motion": args.camera_motion, "confirm_thresh": args.confirm_thresh}
+    edge_runs = [run_edge(seqs, **daemon) for _ in range(max(1, args.repeat))]
     edge = edge_runs[0]
     edge.times_us = list(np.median(np.array([r.times_us for r in edge_runs]), axis=0))
-    runs = [edge, run_edge(seqs, det_boxes=True, camera_motion=args.camera_motion)]
+    runs = [edge, run_edge(seqs, det_boxes=True, **daemon)]
     if not args.no_peers:
         peer = run_roboflow(seqs)
         if peer is None:

@@ -126,6 +126,7 @@ def build_tracker(
         new_track_thresh=tracker.new_track_thresh,
         link_distance=tracker.link_distance,
         center_gate=tracker.center_gate,
+        confirm_thresh=tracker.confirm_thresh,
         camera_motion=tracker.camera_motion,
         metrics=metrics,
         camera=camera,

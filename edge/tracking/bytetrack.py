@@ -60,10 +60,17 @@ class ByteTracker:
             but starts real ones later.
         center_gate: at ``frame_rate`` <= 10 only (:data:`CENTER_MAX_FPS`), tracked tracks and high
             detections that IoU left unmatched are matched by predicted-centre distance, in heights of
-            the track's predicted box, below this gate (heights within 1.5x). At 5 fps a walker's boxes
-            in successive frames often overlap too little for IoU (ByteTrack#64). Higher keeps more
-            walkers, but swaps ids more in crowds; 0 turns it off. Above 10 fps it is off, so the
-            official MOT17 figures (14-30 fps) are unchanged.
+            the track's predicted box, below this gate (heights within 1.5x); so are unconfirmed tracks
+            (by the centre of the box they were born with) and the high detections still left. At 5 fps
+            a walker's boxes in successive frames often overlap too little for IoU (ByteTrack#64), and
+            a new track would never be confirmed. Higher keeps more walkers, but swaps ids more in
+            crowds; 0 turns it off. Above 10 fps it is off, so the official MOT17 figures (14-30 fps)
+            are unchanged.
+        confirm_thresh: at ``frame_rate`` <= 10 only, a new track whose detection scores at least
+            this is confirmed (reported) on the frame it is born instead of the next one; ``None``
+            (the official rule) waits for a second match. At 5 fps the wait is 0.2 s and a second
+            match is far from certain, so people who cross a line soon after they appear are missed.
+            Lower reports more tracks at once, and more one-frame false detections with them.
         link_distance: how far (in heights of the lost track's predicted box, centre to centre) a newly
             reported track may be from a lost track for :meth:`update` to name it in ``link_id`` (the
             analytics then continue the lost track's line state; ids are not changed). Higher bridges
@@ -100,6 +107,7 @@ class ByteTracker:
         new_track_thresh: float | None = None,
         link_distance: float = 3.0,
         center_gate: float = 1.0,
+        confirm_thresh: float | None = None,
         camera_motion: bool = False,
         camera_motion_tol: float = 0.5,
         metrics: Metrics | None = None,
@@ -148,6 +156,14 @@ class ByteTracker:
         self._params[k.P_UNCONFIRMED_THRESH] = 0.7
         self._params[k.P_DUPLICATE_IOU_DIST] = 0.15
         self._params[k.P_CENTER_GATE] = center_gate if self.frame_rate <= CENTER_MAX_FPS else 0.0
+        if confirm_thresh is not None and not 0.0 <= confirm_thresh <= 1.0:
+            raise ValueError(f"confirm_thresh must be in [0, 1] or None, got {confirm_thresh}")
+        self.confirm_thresh = confirm_thresh
+        # Above 1 no score reaches it: off.
+        low_rate = self.frame_rate <= CENTER_MAX_FPS
+        self._params[k.P_CONFIRM_THRESH] = (
+            confirm_thresh if confirm_thresh is not None and low_rate else 2.0
+        )
 
         self.link_distance = float(link_distance)
         if not camera_motion_tol > 0.0:
@@ -155,7 +171,6 @@ class ByteTracker:
         self.camera_motion = bool(camera_motion) and self.frame_rate <= CENTER_MAX_FPS
         self.camera_motion_tol = float(camera_motion_tol)
         self.last_shift = (0.0, 0.0)
-        self._watermark = 0
         self._state = TrackState(self.max_tracks)
         self._used = np.zeros(self.max_tracks, np.bool_)
         self._scratch = Scratch(self.max_tracks)
@@ -190,12 +205,11 @@ class ByteTracker:
         st = self._state
         box = np.empty((n, 4), np.float32)
         link = np.empty(n, np.int64)
-        top = k.extras(
-            self._scratch.xyxy, n, ids, self._watermark, self.link_distance,
-            st.state, st.activated, st.last_frame, st.det_row, st.boxes, st.track_id, st.live,
-            st.counters, self._used, box, link,
+        k.extras(
+            self._scratch.xyxy, n, self.link_distance,
+            st.state, st.activated, st.last_frame, st.det_row, st.boxes, st.track_id, st.reported,
+            st.live, st.counters, self._used, box, link,
         )  # fmt: skip
-        self._watermark = int(top)
         return box, link
 
     def update_arrays(
@@ -240,7 +254,6 @@ class ByteTracker:
     def reset(self) -> None:
         """Forget every track; ids restart at 1 and the next frame counts as the first."""
         self._state.clear()
-        self._watermark = 0
         self._removed_view = self._state.removed[:0]
 
     @property
@@ -323,18 +336,19 @@ def _compile() -> None:
     # Three small frames (tracks born, matched high and low, lost, an empty frame) through the real
     # kernel; it has a single signature because ByteTracker always passes the same dtypes.
     state, scratch = TrackState(8), Scratch(8)
-    params = np.array([0.6, 0.1, 0.8, 0.7, 30, 1, 0.5, 0.7, 0.15, 1.0], np.float64)
+    params = np.array([0.6, 0.1, 0.8, 0.7, 30, 1, 0.5, 0.7, 0.15, 1.0, 0.9], np.float64)
     boxes = np.array([[10, 10, 50, 90], [100, 20, 140, 100], [200, 20, 240, 100]], np.float32)
     scores = np.array([0.9, 0.5, 0.8], np.float32)
     used = np.zeros(8, np.bool_)
     for shift, n in ((0, 3), (2, 3), (4, 0), (6, 3)):
         scratch.xyxy[:n] = boxes[:n] + shift
         scratch.scores[:n] = scores[:n]
-        _, ids = _step(state, scratch, params, n)
+        _step(state, scratch, params, n)
         st = state
         k.extras(
-            scratch.xyxy, n, ids, 0, 3.0, st.state, st.activated, st.last_frame, st.det_row, st.boxes,
-            st.track_id, st.live, st.counters, used, np.empty((n, 4), np.float32), np.empty(n, np.int64),
+            scratch.xyxy, n, 3.0, st.state, st.activated, st.last_frame, st.det_row, st.boxes,
+            st.track_id, st.reported, st.live, st.counters, used, np.empty((n, 4), np.float32),
+            np.empty(n, np.int64),
         )  # fmt: skip
         shift_tracks(
             scratch.xyxy, scratch.scores, n, 0.6, 0.5, st.mean, st.state, st.activated, st.live, st.n_live

@@ -41,7 +41,8 @@ P_SECOND_THRESH = 6
 P_UNCONFIRMED_THRESH = 7
 P_DUPLICATE_IOU_DIST = 8
 P_CENTER_GATE = 9
-N_PARAMS = 10
+P_CONFIRM_THRESH = 10
+N_PARAMS = 11
 
 # ``counters`` vector layout (int64).
 C_N_LIVE = 0
@@ -250,6 +251,35 @@ def iou_cost(
             if fuse:
                 v = v * float(scores[r])
             cost[i, j] = 1.0 - v
+
+
+@njit(cache=True, nogil=True)
+def center_cost(
+    track_boxes: np.ndarray,
+    tracks: np.ndarray,
+    n_tracks: int,
+    dets: np.ndarray,
+    det_rows: np.ndarray,
+    n_dets: int,
+    gate: float,
+    cost: np.ndarray,
+) -> None:
+    """``cost[i, j]`` = distance between the centres of track i's box and det j, in heights of the
+    track's box; ``gate`` (never a match) where the heights differ by more than 1.5x."""
+    for i in range(n_tracks):
+        s = tracks[i]
+        th = track_boxes[s, 3] - track_boxes[s, 1]
+        tcx = 0.5 * (track_boxes[s, 0] + track_boxes[s, 2])
+        tcy = 0.5 * (track_boxes[s, 1] + track_boxes[s, 3])
+        for j in range(n_dets):
+            r = det_rows[j]
+            dh = float(dets[r, 3]) - float(dets[r, 1])
+            if th <= 0.0 or dh > 1.5 * th or th > 1.5 * dh:
+                cost[i, j] = gate
+                continue
+            dx = 0.5 * (float(dets[r, 0]) + float(dets[r, 2])) - tcx
+            dy = 0.5 * (float(dets[r, 1]) + float(dets[r, 3])) - tcy
+            cost[i, j] = math.sqrt(dx * dx + dy * dy) / th
 
 
 @njit(cache=True, nogil=True)
@@ -519,6 +549,7 @@ def step(
     track_thresh = np.float32(params[P_TRACK_THRESH])
     low_thresh = np.float32(params[P_LOW_THRESH])
     new_thresh = np.float32(params[P_NEW_THRESH])
+    confirm_thresh = np.float32(params[P_CONFIRM_THRESH])
     match_thresh = params[P_MATCH_THRESH]
     max_time_lost = params[P_MAX_TIME_LOST]
     fuse = params[P_FUSE] != 0.0
@@ -608,20 +639,7 @@ def step(
         # predicted-centre distance in track heights (cost >= gate never matches; heights within
         # 1.5x). Lost tracks are left out: matching their coasting boxes by distance cost IDF1.
         c = cost[: n_rest * n_hi_left].reshape((n_rest, n_hi_left))
-        for i in range(n_rest):
-            s = rest[i]
-            th = boxes[s, 3] - boxes[s, 1]
-            tcx = 0.5 * (boxes[s, 0] + boxes[s, 2])
-            tcy = 0.5 * (boxes[s, 1] + boxes[s, 3])
-            for j in range(n_hi_left):
-                r = hi_left[j]
-                dh = float(xyxy[r, 3]) - float(xyxy[r, 1])
-                if th <= 0.0 or dh > 1.5 * th or th > 1.5 * dh:
-                    c[i, j] = gate
-                    continue
-                dx = 0.5 * (float(xyxy[r, 0]) + float(xyxy[r, 2])) - tcx
-                dy = 0.5 * (float(xyxy[r, 1]) + float(xyxy[r, 3])) - tcy
-                c[i, j] = math.sqrt(dx * dx + dy * dy) / th
+        center_cost(boxes, rest, n_rest, xyxy, hi_left, n_hi_left, gate, c)
         linear_assignment_clipped(
             c, n_rest, n_hi_left, gate, match_r, match_c, tbuf, col4row, work_f, work_i, work_b
         )
@@ -675,6 +693,7 @@ def step(
         work_i,
         work_b,
     )
+    n_left = 0
     for k in range(n_unconf):
         s = unconf[k]
         j = match_r[k]
@@ -683,15 +702,49 @@ def step(
             _take_detection(mean, cov, s, xyxy, r, kwork, last_frame, det_row, frame)
             activated[s] = True
         else:
-            _remove(s, state, activated, track_id, removed, counters)
+            unconf[n_left] = s
+            n_left += 1
+    n_unconf = n_left
+    n_keep = 0
+    for j in range(n_hi_left):
+        if match_c[j] < 0:
+            hi_left[n_keep] = hi_left[j]
+            n_keep += 1
+    n_hi_left = n_keep
+    if gate > 0.0:
+        # (3b) low frame rates only: the same centre-distance fallback for the unconfirmed tracks IoU
+        # left unmatched (their box is where they were born, one frame ago). At 5 fps a walker moves
+        # out of its own box between two frames and would otherwise never be confirmed.
+        c = cost[: n_unconf * n_hi_left].reshape((n_unconf, n_hi_left))
+        center_cost(boxes, unconf, n_unconf, xyxy, hi_left, n_hi_left, gate, c)
+        linear_assignment_clipped(
+            c, n_unconf, n_hi_left, gate, match_r, match_c, tbuf, col4row, work_f, work_i, work_b
+        )
+        n_left = 0
+        for k in range(n_unconf):
+            s = unconf[k]
+            j = match_r[k]
+            if j >= 0:
+                _take_detection(mean, cov, s, xyxy, hi_left[j], kwork, last_frame, det_row, frame)
+                activated[s] = True
+            else:
+                unconf[n_left] = s
+                n_left += 1
+        n_unconf = n_left
+        n_keep = 0
+        for j in range(n_hi_left):
+            if match_c[j] < 0:
+                hi_left[n_keep] = hi_left[j]
+                n_keep += 1
+        n_hi_left = n_keep
+    for k in range(n_unconf):
+        _remove(unconf[k], state, activated, track_id, removed, counters)
 
     # (4) new tracks from the remaining high detections that pass the new-track threshold; slots of
     # the unconfirmed tracks just removed are free again.
     n_live = _compact(live, n_live, state, free, counters)
     n_new_start = n_live
     for j in range(n_hi_left):
-        if match_c[j] >= 0:
-            continue
         r = hi_left[j]
         if scores[r] < new_thresh:
             continue
@@ -706,7 +759,9 @@ def step(
         track_id[s] = counters[C_NEXT_ID]
         counters[C_NEXT_ID] += 1
         state[s] = TRACKED
-        activated[s] = frame == 1
+        # Confirmed at birth on the first frame (official), or at low frame rates when the detection
+        # is confident enough (P_CONFIRM_THRESH > 1 turns that off).
+        activated[s] = frame == 1 or scores[r] >= confirm_thresh
         last_frame[s] = frame
         start_frame[s] = frame
         det_row[s] = r
@@ -769,8 +824,6 @@ def step(
 def extras(
     xyxy: np.ndarray,
     n: int,
-    out_ids: np.ndarray,
-    watermark: int,
     link_distance: float,
     state: np.ndarray,
     activated: np.ndarray,
@@ -778,21 +831,21 @@ def extras(
     det_row: np.ndarray,
     boxes: np.ndarray,
     track_id: np.ndarray,
+    reported: np.ndarray,
     live: np.ndarray,
     counters: np.ndarray,
     used: np.ndarray,
     out_box: np.ndarray,
     out_link: np.ndarray,
-) -> int:
-    """After :func:`step`: each row's Kalman box and ``link_id``; returns the new id watermark.
+) -> None:
+    """After :func:`step`: each row's Kalman box and ``link_id``.
 
     ``out_box[r]`` is the Kalman box of the confirmed track matched to row r this frame, else the
-    detection box. A track is *new* when its id is above ``watermark`` (every id reported before): ids
-    are given at birth and a track is confirmed exactly one frame after birth (or never), so
-    confirmations come in id order. In row order, each new track's row gets in ``out_link`` the id of
-    the nearest lost, confirmed track not linked yet whose predicted box centre lies within
-    ``link_distance`` of its own heights (the lost box's height) and whose height is within a factor 2;
-    ``-1`` elsewhere. ``used`` is scratch of the state's capacity.
+    detection box. A track is *new* on the first frame it is reported (``reported[slot]``, the id last
+    reported from each slot, is not its id yet). In row order, each new track's row gets in
+    ``out_link`` the id of the nearest lost, confirmed track not linked yet whose predicted box centre
+    lies within ``link_distance`` of its own heights (the lost box's height) and whose height is within
+    a factor 2; ``-1`` elsewhere. ``used`` is scratch of the state's capacity.
     """
     frame = counters[C_FRAME]
     n_live = counters[C_N_LIVE]
@@ -806,11 +859,13 @@ def extras(
         if state[s] == TRACKED and activated[s] and last_frame[s] == frame and det_row[s] >= 0:
             for c in range(4):
                 out_box[det_row[s], c] = boxes[s, c]
-    top = watermark
+            if reported[s] != track_id[s]:
+                reported[s] = track_id[s]
+                out_link[det_row[s]] = -2  # new: looked at below
     for r in range(n):
-        if out_ids[r] <= watermark:
+        if out_link[r] != -2:
             continue
-        top = max(top, out_ids[r])
+        out_link[r] = -1
         if link_distance <= 0.0:
             continue
         h = float(out_box[r, 3]) - float(out_box[r, 1])
@@ -834,4 +889,3 @@ def extras(
         if best >= 0:
             used[best] = True
             out_link[r] = track_id[best]
-    return top

@@ -29,6 +29,8 @@ class TrackState:
         start_frame: ``int64 (C,)`` frame it was born.
         det_row: ``int64 (C,)`` detection row matched in the last frame, -1 for none.
         boxes: ``float64 (C, 4)`` box of each slot as x1, y1, x2, y2, from the Kalman mean.
+        reported: ``int64 (C,)`` id last reported from the slot (0: none); a track whose id differs is
+            new to the caller (see :func:`edge.tracking.kernels.extras`).
         live: ``int64 (C,)`` used slots in increasing track id; ``counters[C_N_LIVE]`` are valid.
         free: ``int64 (C,)`` stack of free slots; ``counters[C_N_FREE]`` are valid.
         counters: ``int64 (N_COUNTERS,)`` live count, next id, frame number, dropped, removed, free.
@@ -45,6 +47,7 @@ class TrackState:
     start_frame: npt.NDArray[np.int64] = field(init=False)
     det_row: npt.NDArray[np.int64] = field(init=False)
     boxes: npt.NDArray[np.float64] = field(init=False)
+    reported: npt.NDArray[np.int64] = field(init=False)
     live: npt.NDArray[np.int64] = field(init=False)
     free: npt.NDArray[np.int64] = field(init=False)
     counters: npt.NDArray[np.int64] = field(init=False)
@@ -63,6 +66,7 @@ class TrackState:
         self.start_frame = np.zeros(c, np.int64)
         self.det_row = np.full(c, -1, np.int64)
         self.boxes = np.zeros((c, 4), np.float64)
+        self.reported = np.zeros(c, np.int64)
         self.live = np.zeros(c, np.int64)
         self.free = np.zeros(c, np.int64)
         self.counters = np.zeros(k.N_COUNTERS, np.int64)
@@ -74,6 +78,7 @@ class TrackState:
         self.state[:] = k.FREE
         self.activated[:] = False
         self.det_row[:] = -1
+        self.reported[:] = 0
         # Slots are handed out from the top of the stack: reversed so slot 0 goes first.
         self.free[:] = np.arange(self.capacity - 1, -1, -1, dtype=np.int64)
         self.counters[:] = 0
@@ -99,6 +104,7 @@ class TrackState:
                 self.start_frame,
                 self.det_row,
                 self.boxes,
+                self.reported,
                 self.live,
                 self.free,
                 self.counters,

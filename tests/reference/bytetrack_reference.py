@@ -113,10 +113,13 @@ class ReferenceByteTrack:
         max_tracks: int = 1024,
         new_track_thresh: float | None = None,
         center_gate: float = 1.0,
+        confirm_thresh: float | None = None,
     ) -> None:
         self.track_thresh = np.float32(track_thresh)
-        # Step (1b) runs at 10 fps and below only (docs/tracking.md).
+        # Steps (1b) and (3b), and confirmation at birth, run at 10 fps and below only (docs/tracking.md).
         self.center_gate = center_gate if frame_rate <= 10.0 else 0.0
+        self.confirm_thresh = confirm_thresh if confirm_thresh is not None and frame_rate <= 10.0 else 2.0
+        self.reported: dict[int, bool] = {}
         self.low_thresh = np.float32(low_thresh)
         self.new_thresh = np.float32(track_thresh + 0.1 if new_track_thresh is None else new_track_thresh)
         self.match_thresh = match_thresh
@@ -143,6 +146,19 @@ class ReferenceByteTrack:
         if fuse:
             sim = sim * scores[rows].astype(np.float64)[None, :]
         return 1.0 - sim
+
+    def _center_cost(self, tracks: list[Track], rows: list[int], xyxy: np.ndarray) -> np.ndarray:
+        gate = self.center_gate
+        cost = np.full((len(tracks), len(rows)), gate)
+        for i, t in enumerate(tracks):
+            tb = t.box
+            th = tb[3] - tb[1]
+            for j, r in enumerate(rows):
+                db = xyxy[r].astype(np.float64)
+                dh = db[3] - db[1]
+                if th > 0 and dh <= 1.5 * th and th <= 1.5 * dh:
+                    cost[i, j] = np.hypot(*((db[:2] + db[2:]) / 2 - (tb[:2] + tb[2:]) / 2)) / th
+        return cost
 
     def update(self, xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
         self.frame += 1
@@ -183,17 +199,7 @@ class ReferenceByteTrack:
 
         # (1b) low frame rates: tracked vs leftover high by predicted-centre distance in track heights
         if self.center_gate > 0:
-            gate = self.center_gate
-            cost = np.full((len(rest), len(high_left)), gate)
-            for i, t in enumerate(rest):
-                tb = t.box
-                th = tb[3] - tb[1]
-                for j, r in enumerate(high_left):
-                    db = xyxy[r].astype(np.float64)
-                    dh = db[3] - db[1]
-                    if th > 0 and dh <= 1.5 * th and th <= 1.5 * dh:
-                        cost[i, j] = np.hypot(*((db[:2] + db[2:]) / 2 - (tb[:2] + tb[2:]) / 2)) / th
-            pairs = assign(cost, gate)
+            pairs = assign(self._center_cost(rest, high_left, xyxy), self.center_gate)
             for i, j in pairs:
                 match(rest[i], high_left[j])
             done_t = {i for i, _ in pairs}
@@ -217,21 +223,41 @@ class ReferenceByteTrack:
         for i, j in pairs:
             match(unconfirmed[i], high_left[j])
             unconfirmed[i].confirmed = True
-        for i, t in enumerate(unconfirmed):
-            if i not in used_t:
-                self._remove(t)
+        unconfirmed = [t for i, t in enumerate(unconfirmed) if i not in used_t]
+        high_left = [r for j, r in enumerate(high_left) if j not in used_d]
+        # (3b) low frame rates: the unconfirmed left vs the high left, by centre distance
+        if self.center_gate > 0:
+            pairs = assign(self._center_cost(unconfirmed, high_left, xyxy), self.center_gate)
+            for i, j in pairs:
+                match(unconfirmed[i], high_left[j])
+                unconfirmed[i].confirmed = True
+            done_t = {i for i, _ in pairs}
+            done_d = {j for _, j in pairs}
+            unconfirmed = [t for i, t in enumerate(unconfirmed) if i not in done_t]
+            high_left = [r for j, r in enumerate(high_left) if j not in done_d]
+        for t in unconfirmed:
+            self._remove(t)
 
         # (4) new tracks
         old = list(self.tracks)
-        for j, r in enumerate(high_left):
-            if j in used_d or scores[r] < self.new_thresh:
+        for r in high_left:
+            if scores[r] < self.new_thresh:
                 continue
             if len(self.tracks) >= self.max_tracks:
                 self.dropped += 1
                 continue
             mean, cov = kf_initiate(box_to_xyah(xyxy[r].astype(np.float64)))
             self.tracks.append(
-                Track(self.next_id, mean, cov, "tracked", self.frame == 1, self.frame, self.frame, r)
+                Track(
+                    self.next_id,
+                    mean,
+                    cov,
+                    "tracked",
+                    self.frame == 1 or bool(scores[r] >= self.confirm_thresh),
+                    self.frame,
+                    self.frame,
+                    r,
+                )
             )
             self.next_id += 1
 
@@ -263,23 +289,24 @@ class ReferenceByteTrack:
 
 
 def reference_extras(
-    ref: ReferenceByteTrack, xyxy: np.ndarray, ids: np.ndarray, watermark: int, link_distance: float
-) -> tuple[np.ndarray, np.ndarray, int]:
+    ref: ReferenceByteTrack, xyxy: np.ndarray, ids: np.ndarray, link_distance: float
+) -> tuple[np.ndarray, np.ndarray]:
     """What ``ByteTracker.update`` adds after a frame, from the rule in docs/tracking.md, on the
-    reference's track list: (Kalman box per row, link id per row, new watermark)."""
+    reference's track list: (Kalman box per row, link id per row). A track is new on the first frame
+    it is reported."""
     box = np.asarray(xyxy, np.float64).copy()
+    new_rows = set()
     for t in ref.tracks:
         if t.state == "tracked" and t.confirmed and t.last == ref.frame and t.row >= 0:
             box[t.row] = t.box
+            if t.tid not in ref.reported:
+                ref.reported[t.tid] = True
+                new_rows.add(t.row)
     link = np.full(len(ids), -1, np.int64)
     lost = sorted((t for t in ref.tracks if t.state == "lost"), key=lambda t: t.tid)
     used: set[int] = set()
-    top = watermark
     for r in range(len(ids)):
-        if ids[r] <= watermark:
-            continue
-        top = max(top, int(ids[r]))
-        if link_distance <= 0:
+        if r not in new_rows or link_distance <= 0:
             continue
         h = box[r, 3] - box[r, 1]
         c = (box[r, :2] + box[r, 2:]) / 2
@@ -295,4 +322,4 @@ def reference_extras(
         if best is not None:
             used.add(best.tid)
             link[r] = best.tid
-    return box, link, top
+    return box, link

@@ -118,6 +118,7 @@ def test_update_arrays_checks_shapes() -> None:
         ({"frame_rate": 30.0, "track_buffer": -1}, "track_buffer"),
         ({"frame_rate": 30.0, "link_distance": -1.0}, "link_distance"),
         ({"frame_rate": 5.0, "center_gate": -1.0}, "center_gate"),
+        ({"frame_rate": 5.0, "confirm_thresh": 1.5}, "confirm_thresh"),
     ],
 )
 def test_bad_settings_are_rejected(kwargs: dict[str, float], message: str) -> None:
@@ -233,10 +234,12 @@ def test_update_carries_kalman_boxes_of_its_rows() -> None:
     np.testing.assert_array_equal(out.track_xyxy[3], clutter[0])  # no track: the detection box
 
 
-def switch(gap: int, dx: float, fps: float = 30.0, link_distance: float = 3.0) -> list[list[int]]:
+def switch(
+    gap: int, dx: float, fps: float = 30.0, link_distance: float = 3.0, confirm_thresh: float | None = None
+) -> list[list[int]]:
     """One person tracked for 5 frames, hidden for ``gap`` frames, seen again ``dx`` px to the right
     (too far for IoU matching); returns link_id per frame from the reappearance on."""
-    tracker = ByteTracker(fps, link_distance=link_distance)
+    tracker = ByteTracker(fps, link_distance=link_distance, confirm_thresh=confirm_thresh)
     person = boxes((100, 10, 140, 110))
     for step in range(5):
         tracker.update(dets(person + np.float32([2 * step, 0, 2 * step, 0]), [0.9]))
@@ -264,6 +267,17 @@ def switch(gap: int, dx: float, fps: float = 30.0, link_distance: float = 3.0) -
             "at 5 fps, expired when the new track is reported",
             {"gap": 4, "dx": 60.0, "fps": 5.0},
             [[-1], [-1], [-1]],
+        ),
+        # Confirmed at birth: reported, and linked, on its first frame, while the lost track lives.
+        (
+            "at 5 fps, confirmed at birth",
+            {"gap": 4, "dx": 60.0, "fps": 5.0, "confirm_thresh": 0.9},
+            [[1], [-1], [-1]],
+        ),
+        (
+            "at 30 fps confirm_thresh does nothing",
+            {"gap": 3, "dx": 60.0, "confirm_thresh": 0.9},
+            [[-1], [1], [-1]],
         ),
     ],
 )
@@ -300,3 +314,46 @@ def test_centre_association_at_low_fps(fps: float, kwargs: dict[str, float], sam
         out = tracker.update(dets(boxes((100 + 45 * step, 10, 140 + 45 * step, 110)), [0.9]))
         ids.append(int(out.track_id[0]))
     assert (len(set(ids[1:])) == 1 and ids[1] > 0) is same_id, ids
+
+
+def appears(fps: float, score: float, step_px: float, **kwargs: float | None) -> list[int]:
+    """Ids of one walker (40 x 100 px boxes, ``step_px`` to the right per frame) who appears on the
+    second frame (the first frame confirms every track at once), over three frames."""
+    tracker = ByteTracker(fps, **kwargs)  # type: ignore[arg-type]
+    tracker.update(Detections.empty())
+    out = []
+    for step in range(3):
+        x = 100 + step_px * step
+        out.append(int(tracker.update(dets(boxes((x, 10, x + 40, 110)), [score])).track_id[0]))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("case", "fps", "score", "kwargs", "expected"),
+    [
+        ("official: reported from its second frame", 5.0, 0.95, {}, [-1, 1, 1]),
+        ("confident at 5 fps: reported at birth", 5.0, 0.95, {"confirm_thresh": 0.9}, [1, 1, 1]),
+        ("exactly at the threshold (float32, as every score)", 5.0, 0.9, {"confirm_thresh": 0.9}, [1, 1, 1]),
+        ("below the threshold: waits", 5.0, 0.85, {"confirm_thresh": 0.9}, [-1, 1, 1]),
+        ("above 10 fps: never at birth", 30.0, 0.95, {"confirm_thresh": 0.9}, [-1, 1, 1]),
+    ],
+)
+def test_confident_new_track_is_reported_at_birth_at_low_fps(
+    case: str, fps: float, score: float, kwargs: dict[str, float], expected: list[int]
+) -> None:
+    assert appears(fps, score, 5.0, **kwargs) == expected, case
+
+
+@pytest.mark.parametrize(
+    ("case", "fps", "kwargs", "expected"),
+    [
+        ("5 fps: confirmed on its second frame by centre distance (step 5b)", 5.0, {}, [-1, 1, 1]),
+        ("5 fps, centre association off: never confirmed", 5.0, {"center_gate": 0.0}, [-1, -1, -1]),
+        ("30 fps: IoU only, as the official ByteTrack", 30.0, {}, [-1, -1, -1]),
+    ],
+)
+def test_unconfirmed_track_is_confirmed_by_centre_distance_at_low_fps(
+    case: str, fps: float, kwargs: dict[str, float], expected: list[int]
+) -> None:
+    # 45 px steps of a 40 px wide box: its birth box and the next detection do not overlap.
+    assert appears(fps, 0.8, 45.0, **kwargs) == expected, case

@@ -87,13 +87,13 @@ def test_parity_on_synthetic_churn(reference: Any, fps: float, kwargs: dict[str,
 
 def assert_same_extras(edge: ByteTracker, ref: Any, reference: Any, frames: Any, label: str) -> int:
     """``update()``'s Kalman boxes and links against the reference's; returns the links seen."""
-    watermark, links = 0, 0
+    links = 0
     for f, (xyxy, scores) in enumerate(frames, start=1):
         n = len(xyxy)
         out = edge.update(Detections(xyxy, scores, np.zeros(n, np.int32), np.full(n, -1, np.int64)))
         want = ref.update(xyxy, scores)
         assert np.array_equal(out.track_id, want), f"{label} frame {f}: ids differ"
-        box, link, watermark = reference.reference_extras(ref, xyxy, want, watermark, edge.link_distance)
+        box, link = reference.reference_extras(ref, xyxy, want, edge.link_distance)
         assert out.link_id is not None
         assert out.track_xyxy is not None
         assert np.array_equal(out.link_id, link), f"{label} frame {f}: {out.link_id} != {link}"
@@ -124,3 +124,15 @@ def test_parity_at_5_fps(mot17_dir: Path, reference: Any, seq: str, stride: int)
     assert n_ids > 10
     edge, ref = ByteTracker(fps / stride), reference.ReferenceByteTrack(fps / stride)
     assert assert_same_extras(edge, ref, reference, sub, f"{seq} / {stride}") >= 0
+
+
+@pytest.mark.parametrize(("seq", "stride"), [("MOT17-02", 6), ("MOT17-13", 5)])
+def test_parity_at_5_fps_with_confirmation_at_birth(
+    mot17_dir: Path, reference: Any, seq: str, stride: int
+) -> None:
+    # The daemon's config confirms confident new tracks at birth at <= 10 fps (confirm_thresh).
+    fps, frames = mot_frames(mot17_dir / seq)
+    sub = frames[::stride]
+    edge = ByteTracker(fps / stride, confirm_thresh=0.9)
+    ref = reference.ReferenceByteTrack(fps / stride, confirm_thresh=0.9)
+    assert assert_same_extras(edge, ref, reference, sub, f"{seq} / {stride} confirm 0.9") > 0
