@@ -263,7 +263,7 @@ class TrackerConfig(_Strict):
         "lower = more one-frame ghosts; null = wait (official)",
     )
     camera_motion: bool = Field(
-        True, description="at <= 10 fps, follow a panning or moving camera (a shift voted by the tracks)"
+        True, description="follow a panning or moving camera (a shift voted by the tracks)"
     )
 
 

@@ -77,7 +77,7 @@ def run_edge(
     """Edge's tracker; ``det_boxes`` writes the detection boxes (what edge emits downstream) and goes
     through ``update(Detections)`` instead of ``update_arrays``, so its time includes that wrapper.
     ``camera_motion`` and ``confirm_thresh`` turn on the daemon's camera-motion vote and confirmation
-    at birth (both at <= 10 fps only; off officially)."""
+    at birth (the latter at <= 10 fps only); both are off officially."""
     run = Run("edge update(Detections), det boxes" if det_boxes else "edge update_arrays, Kalman boxes")
     for info, dets in seqs:
         tracker = ByteTracker(info.frame_rate, camera_motion=camera_motion, confirm_thresh=confirm_thresh)
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=5, help="A/B rounds with --baseline")
     parser.add_argument(
-        "--camera-motion", action="store_true", help="turn on the camera-motion vote (runs at <= 10 fps)"
+        "--camera-motion", action="store_true", help="turn on the camera-motion vote (the daemon's default)"
     )
     parser.add_argument(
         "--confirm-thresh", type=float, help="confirm new tracks this confident at birth (at <= 10 fps)"

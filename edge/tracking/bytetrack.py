@@ -30,6 +30,15 @@ CENTER_MAX_FPS = 10.0
 """Frame rates at or below which step 3b of docs/tracking.md (the kernel's (1b)), matching by predicted-centre
 distance, runs."""
 
+CAMERA_MOTION_TOL_LOW = 0.5
+"""Default ``camera_motion_tol`` at 10 fps and below: people move up to a few tenths of their height
+between frames, and a pan is often a box width or more."""
+CAMERA_MOTION_TOL_HIGH = 0.1
+"""Default ``camera_motion_tol`` above 10 fps. Kalman velocities follow a steady pan, so what is left to
+vote on is how the camera's motion changed since the last frame, a fraction of a box; with 0.5 the
+unshifted predictions already land "close enough" and a turn is never found (synthetic pans of
+MOT17-02/04/09 at 30 fps: ID switches 222 -> 155 with 0.1; static cameras never shift)."""
+
 _ERRORS = {
     k.ERR_NONFINITE: "box or score is NaN or infinite",
     k.ERR_NEGATIVE_SIZE: "box has negative size (x2 < x1 or y2 < y1)",
@@ -77,15 +86,17 @@ class ByteTracker:
             longer occlusions and faster walkers at low fps, but links two people more often in
             crowds; 0 turns links off. The gap bridged is at most the lost track's lifetime
             (``track_buffer / 30`` s).
-        camera_motion: at ``frame_rate`` <= 10 only, before associating, shift every track by the
-            camera's motion since the last frame, voted by the tracks from the detections alone
-            (:mod:`edge.tracking.camera_motion`). A panning or vehicle-mounted camera at 5 fps moves
-            every box by more than its width and loses every track at once without it; a static
-            camera is left alone unless most tracks agree on one shift. Off in this class (the
-            official algorithm); the daemon's config turns it on.
+        camera_motion: before associating, shift every track by the camera's motion since the last
+            frame, voted by the tracks from the detections alone (:mod:`edge.tracking.camera_motion`).
+            A panning or vehicle-mounted camera at 5 fps moves every box by more than its width and
+            loses every track at once without it; at 25-30 fps a car turning moves small people out
+            of their predicted boxes before the Kalman velocity catches up. A static camera is left
+            alone unless most tracks agree on one shift. Off in this class (the official algorithm);
+            the daemon's config turns it on.
         camera_motion_tol: how close (in track heights) a shifted prediction must land to a detection
             to support a shift. Larger finds the shift under jerkier motion but lets people walking
-            together pass for camera motion.
+            together pass for camera motion. ``None``: :data:`CAMERA_MOTION_TOL_LOW` at 10 fps and
+            below, :data:`CAMERA_MOTION_TOL_HIGH` above.
         metrics: optional :class:`edge.metrics.Metrics`; when given, each update observes
             ``edge_tracker_seconds``, sets ``edge_active_tracks`` and counts ``edge_tracks_dropped``.
         camera: the ``camera`` label for those metrics.
@@ -109,7 +120,7 @@ class ByteTracker:
         center_gate: float = 1.0,
         confirm_thresh: float | None = None,
         camera_motion: bool = False,
-        camera_motion_tol: float = 0.5,
+        camera_motion_tol: float | None = None,
         metrics: Metrics | None = None,
         camera: str = "",
     ) -> None:
@@ -166,9 +177,13 @@ class ByteTracker:
         )
 
         self.link_distance = float(link_distance)
+        if camera_motion_tol is None:
+            camera_motion_tol = (
+                CAMERA_MOTION_TOL_LOW if self.frame_rate <= CENTER_MAX_FPS else CAMERA_MOTION_TOL_HIGH
+            )
         if not camera_motion_tol > 0.0:
             raise ValueError(f"camera_motion_tol must be > 0, got {camera_motion_tol}")
-        self.camera_motion = bool(camera_motion) and self.frame_rate <= CENTER_MAX_FPS
+        self.camera_motion = bool(camera_motion)
         self.camera_motion_tol = float(camera_motion_tol)
         self.last_shift = (0.0, 0.0)
         self._state = TrackState(self.max_tracks)

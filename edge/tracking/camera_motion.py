@@ -1,11 +1,11 @@
-"""Camera motion from the detections alone: a global shift voted by the tracks, for low frame rates.
+"""Camera motion from the detections alone: a global shift voted by the tracks.
 
 A camera that pans, or rides on a car, moves every object in the image by about the same amount
-between two frames. At 30 fps that is a few pixels and IoU matching absorbs it; at 5 fps it is often
-more than a box width, every track's prediction lands beside its detection, and ByteTrack loses them
-all at once (MOT17-05, -10, -11, -13). The usual remedy (BoT-SORT's GMC) estimates the motion from
-image features; this one needs only the boxes, so it works the same on a live camera and on a
-replayed ``det.txt``:
+between two frames. At 5 fps that is often more than a box width, every track's prediction lands
+beside its detection, and ByteTrack loses them all at once (MOT17-05, -10, -11, -13). At 30 fps it is a
+few pixels, which the Kalman velocity soon follows, except when the camera starts or stops turning.
+The usual remedy (BoT-SORT's GMC) estimates the motion from image features; this one needs only the
+boxes, so it works the same on a live camera and on a replayed ``det.txt``:
 
 1. Each confirmed, tracked track predicts its centre (Kalman mean + one step of velocity).
 2. Each pair (one of the :data:`CANDIDATE_TRACKS` tallest tracks, a high detection of similar height)
@@ -20,7 +20,8 @@ replayed ``det.txt``:
    :data:`MIN_SHIFT` of the median track height.
 
 Cost: at most ``CANDIDATE_TRACKS x D`` candidates, each checked against ``T x D`` pairs (about 0.5 ms
-with 40 people in view); :class:`edge.tracking.ByteTracker` runs it only at <= 10 fps.
+with 40 people in view). :class:`edge.tracking.ByteTracker` runs it at every rate, with a tolerance of
+0.5 heights at 10 fps and below and 0.1 above (``camera_motion_tol``).
 """
 
 from __future__ import annotations
