@@ -126,6 +126,12 @@ def shift_tracks(
     if n_d < MIN_SUPPORT:
         return 0.0, 0.0
 
+    # No shift can be supported by more than every track: when no shift at all already explains
+    # too many of them to be beaten (the usual case on a static camera), stop before the search.
+    zero = _support(0.0, 0.0, tc, n_t, dc, n_d, tol)
+    if n_t < ZERO_GAIN * zero or n_t - zero < ZERO_MARGIN:
+        return 0.0, 0.0
+
     order = np.argsort(-tc[:n_t, 2])
     best = -1
     bx = 0.0
@@ -144,7 +150,6 @@ def shift_tracks(
                 best = sup
                 bx = sx
                 by = sy
-    zero = _support(0.0, 0.0, tc, n_t, dc, n_d, tol)
     if best < max(MIN_SUPPORT, MIN_FRACTION * n_t) or best < ZERO_GAIN * zero or best - zero < ZERO_MARGIN:
         return 0.0, 0.0
 
