@@ -1,0 +1,116 @@
+"""Build the development sets used to choose tracker and counting rules without the held-out MOT17.
+
+The counting protocol (``edge bench counting``) tunes on MOT17-02, -04, -09 and -10 and holds out -05,
+-11 and -13. Only one tuning sequence (-10) has a moving camera, while all three held-out ones do, so a
+rule for moving cameras cannot be judged on the tuning sequences alone. This script writes two more
+sets, in MOT17's layout, that ``edge bench counting --data DIR`` and ``edge bench tracker --mot-dir DIR``
+read like MOT17:
+
+* ``DEST/mot15``: the seven MOT15 train sequences of ``shared/data/mot15`` (two moving cameras:
+  ETH-Sunnyday at 14 fps and KITTI-13 at 10 fps). Their ACF detection scores are not 0..1; each
+  sequence's scores are replaced by their rank, scaled to (0, 1] (so half of the detections are
+  "high" at ``track_thresh`` 0.5). The ground truth gets MOT17's class and visibility columns.
+* ``DEST/pans``: MOT17-02, -04 and -09 (static cameras, tuning sequences) as if the camera panned:
+  every detection and ground-truth box is shifted by a slow sway (8 % of the width, 8 s period) and one
+  turn of 40 % of the width over 1.5 s at 40 % of the sequence (up to 27 px per frame at 30 fps).
+  Detections whose centre leaves the frame are dropped. Pure translation: a turning car also
+  changes the perspective, which this does not model.
+
+    .venv/bin/python scripts/make_counting_devsets.py /tmp/dev
+    .venv/bin/python -m edge bench counting --data /tmp/dev/mot15 --rates native 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import sys
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PAN_SEQUENCES = ("MOT17-02", "MOT17-04", "MOT17-09")
+
+Rows = npt.NDArray[np.float64]
+
+
+def read_info(path: Path) -> tuple[float, int, int, int]:
+    cp = configparser.ConfigParser()
+    cp.read(path)
+    s = cp["Sequence"]
+    return float(s["frameRate"]), int(s["seqLength"]), int(s["imWidth"]), int(s["imHeight"])
+
+
+def write_sequence(dest: Path, name: str, info: tuple[float, int, int, int], det: Rows, gt: Rows) -> None:
+    fps, length, width, height = info
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "seqinfo.ini").write_text(
+        f"[Sequence]\nname={name}\nimDir=img1\nframeRate={fps:g}\nseqLength={length}\n"
+        f"imWidth={width}\nimHeight={height}\nimExt=.jpg\n",
+        encoding="utf-8",
+    )
+    np.savetxt(dest / "det.txt", det, fmt="%g", delimiter=",")
+    np.savetxt(dest / "gt.txt", gt, fmt="%g", delimiter=",")
+
+
+def mot15(src: Path, dest: Path) -> list[str]:
+    names = []
+    for seq in sorted(p for p in src.iterdir() if (p / "det.txt").is_file()):
+        det = np.loadtxt(seq / "det.txt", delimiter=",", ndmin=2)[:, :7]
+        rank = np.argsort(np.argsort(det[:, 6], kind="stable"), kind="stable")
+        det[:, 6] = (rank + 1) / len(rank)
+        det = det[np.argsort(det[:, 0], kind="stable")]
+        gt = np.loadtxt(seq / "gt.txt", delimiter=",", ndmin=2)[:, :6]
+        ones = np.ones((len(gt), 3))  # consider, class (pedestrian), visibility
+        write_sequence(dest / seq.name, seq.name, read_info(seq / "seqinfo.ini"), det, np.hstack([gt, ones]))
+        names.append(seq.name)
+    return names
+
+
+def pan_shift(fps: float, length: int, width: int) -> npt.NDArray[np.float64]:
+    """Horizontal scene shift per frame (index = frame - 1) in pixels."""
+    t = np.arange(1, length + 1) / fps
+    t0 = 0.4 * length / fps
+    turn = 0.4 * width * 0.5 * (1.0 - np.cos(np.pi * np.clip((t - t0) / 1.5, 0.0, 1.0)))
+    return 0.08 * width * np.sin(2.0 * np.pi * t / 8.0) - turn + 0.2 * width
+
+
+def pans(src: Path, dest: Path) -> list[str]:
+    names = []
+    for name in PAN_SEQUENCES:
+        info = read_info(src / name / "seqinfo.ini")
+        fps, length, width, _height = info
+        shift = pan_shift(fps, length, width)
+
+        def move(rows: Rows, shift: npt.NDArray[np.float64] = shift) -> Rows:
+            out = rows.copy()
+            out[:, 2] += shift[rows[:, 0].astype(np.int64) - 1]
+            return out
+
+        det = move(np.loadtxt(src / name / "det.txt", delimiter=",", ndmin=2))
+        cx = det[:, 2] + det[:, 4] / 2.0
+        det = det[(cx > 0) & (cx < width)]
+        gt = move(np.loadtxt(src / name / "gt.txt", delimiter=",", ndmin=2))
+        write_sequence(dest / f"{name}p", f"{name}p", info, det, gt)
+        names.append(f"{name}p")
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dest", type=Path, help="folder to write mot15/ and pans/ into")
+    ap.add_argument("--data", type=Path, default=SHARED, help="shared/data (with mot15/ and mot17/)")
+    args = ap.parse_args(argv)
+    if not (args.data / "mot15").is_dir() or not (args.data / "mot17").is_dir():
+        print(f"no mot15/ and mot17/ under {args.data}", file=sys.stderr)
+        return 2
+    a = mot15(args.data / "mot15", args.dest / "mot15")
+    b = pans(args.data / "mot17", args.dest / "pans")
+    print(f"{args.dest / 'mot15'}: {', '.join(a)}\n{args.dest / 'pans'}: {', '.join(b)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

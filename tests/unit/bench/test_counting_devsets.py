@@ -1,0 +1,49 @@
+"""scripts/make_counting_devsets.py: the MOT15 and panned development sets read like MOT17."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+from helpers.paths import REPO_ROOT, data_dir, require
+
+from edge.benchmarks import counting
+
+SCRIPT = REPO_ROOT / "scripts" / "make_counting_devsets.py"
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_counting_devsets", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_devsets_are_mot17_shaped(tmp_path: Path) -> None:
+    data = require(data_dir() / "mot15", "MOT15 data").parent
+    require(data / "mot17", "MOT17 data")
+    assert load_script().main([str(tmp_path), "--data", str(data)]) == 0
+    seqs = counting.load(tmp_path / "mot15", None) + counting.load(tmp_path / "pans", None)
+    assert len(seqs) == 10
+    for seq in seqs:
+        det = np.loadtxt(seq.path / "det.txt", delimiter=",", ndmin=2)
+        assert det.shape[1] == 7
+        assert det[:, 6].min() > 0.0  # scores in (0, 1], as FRCNN's
+        assert det[:, 6].max() <= 1.0
+        assert np.all(np.diff(det[:, 0]) >= 0)  # sorted by frame
+        # The ground truth has crossings on the protocol's grid.
+        assert sum(counting.ground_truth(seq, counting.grid_lines(seq.width, seq.height)).values()) > 0
+
+
+def test_pan_is_a_sway_and_one_turn() -> None:
+    shift = load_script().pan_shift(30.0, 600, 1920)
+    assert shift.shape == (600,)
+    step = np.abs(np.diff(shift))
+    assert 20.0 < step.max() < 30.0  # the turn: up to ~27 px per frame at 30 fps
+    assert np.median(step) < 5.0  # the sway
