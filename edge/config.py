@@ -105,6 +105,13 @@ class LineConfig(_Strict):
         description="project a new track's path this far back to count a crossing made before it was "
         "first seen; 0 = off (a door just past the line)",
     )
+    forward_seconds: float = Field(
+        0.5,
+        ge=0.0,
+        le=5.0,
+        description="project the path of a track given up on this far ahead to count a crossing made "
+        "after it was last seen (reported when the tracker gives it up); 0 = off",
+    )
 
     @field_validator("points")
     @classmethod

@@ -172,7 +172,8 @@ def run_oracle(seq: Sequence, lines: LineDefs, stride: int) -> dict[Key, int]:
     the ground-truth boxes by IoU (optimal assignment, IoU >= 0.5) and take their ground-truth id;
     unmatched ones are dropped. Counted with ``min_frames`` 1. What is left is the detector's share of
     the error: people never detected, or detected on one side of a line only, and visible-part boxes
-    whose bottom is not the feet the (amodal) ground truth marks.
+    whose bottom is not the feet the (amodal) ground truth marks. Ids are never given up, so the
+    forward projection (which acts on tracks the tracker removes) does not run here.
     """
     from scipy.optimize import linear_sum_assignment  # noqa: PLC0415
 

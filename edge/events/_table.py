@@ -96,20 +96,21 @@ class TrackTable:
         for name in self.cols:
             self.cols[name] = self.cols[name][rows]
 
-    def hand_over(self, child: I64, parent: I64, frame_no: int) -> None:
+    def hand_over(self, child: I64, parent: I64, frame_no: int) -> IntP:
         """Move each row ``parent[i]`` to the id ``child[i]`` (an id switch the tracker linked): the
         child gets every column of the parent, the parent's row goes. Pairs whose child already has a
-        row, or whose parent has none, are skipped."""
+        row, or whose parent has none, are skipped. Returns the children's new rows."""
         pidx, pfound = self.find(parent)
         _cidx, cfound = self.find(child)
         ok = pfound & ~cfound
         if not ok.any():
-            return
+            return np.zeros(0, np.intp)
         saved = {name: col[pidx[ok]].copy() for name, col in self.cols.items()}
         self.remove(parent[ok])
         rows = self.rows_for(child[ok], frame_no)
         for name, values in saved.items():
             self.cols[name][rows] = values
+        return rows
 
     def remove(self, ids: I64) -> None:
         """Drop the rows of ``ids`` (ids not present are ignored)."""

@@ -101,8 +101,16 @@ class CameraAnalytics:
         self._max_tracks = max_tracks
         self._track_boxes = track_boxes
         self._amodal = amodal
+        # Per track: voted class, its vote, the feet reference height, and the last box and score
+        # seen (for the event of a crossing counted after the track is gone, LineCounter.project).
         self._classes = TrackTable(
-            {"cls": (np.int32, (), -1), "votes": (np.float32, (), 0.0), "href": (np.float32, (), 0.0)},
+            {
+                "cls": (np.int32, (), -1),
+                "votes": (np.float32, (), 0.0),
+                "href": (np.float32, (), 0.0),
+                "box": (np.float32, (4,), 0.0),
+                "conf": (np.float32, (), 0.0),
+            },
             max_rows=max_tracks,
         )
         self._voted: npt.NDArray[np.int32] = _NO_CLS
@@ -243,8 +251,7 @@ class CameraAnalytics:
                 dets.track_xyxy,
                 dets.link_id,
             )
-        if removed.shape[0]:
-            self._classes.remove(removed)
+        gone = self._gone(removed) if removed.shape[0] and self.lines else None
         boxes = dets.xyxy if dets.track_xyxy is None or not self._track_boxes else dets.track_xyxy
         if self._amodal and dets.track_xyxy is not None and len(dets):
             # Only boxes from the tracker (which sets track_xyxy): ground truth built from
@@ -274,6 +281,8 @@ class CameraAnalytics:
                     for row, direction in zip(rows.tolist(), dirs.tolist(), strict=True)
                 )
             if removed.shape[0]:
+                if gone is not None:
+                    events.extend(self._projected(counter, gone, frame_no, ts_wall))
                 counter.evict(removed)
         for zone in self.zones.values():
             if links is not None:
@@ -296,7 +305,35 @@ class CameraAnalytics:
             events.extend(self._zone_event(zone, hit, frame_no, ts_wall) for hit in hits)
             if self._metrics is not None and (hits or removed.shape[0]):
                 self._export_occupancy(zone)
+        if removed.shape[0]:
+            self._classes.remove(removed)
         return events
+
+    def _gone(self, removed: npt.NDArray[np.int64]) -> Detections:
+        """The removed tracks as last seen: box, score and voted class."""
+        idx, found = self._classes.find(removed)
+        rows = idx[found]
+        cols = self._classes.cols
+        return Detections(
+            cols["box"][rows].astype(np.float32),
+            cols["conf"][rows].astype(np.float32),
+            cols["cls"][rows].astype(np.int32),
+            removed[found],
+        )
+
+    def _projected(
+        self, counter: LineCounter, gone: Detections, frame_no: int, ts_wall: float
+    ) -> list[LineCrossing]:
+        """Events of the crossings the line projects for tracks the tracker gave up on."""
+        rows, dirs, last = counter.project(gone.track_id, gone.class_id)
+        if rows.shape[0] == 0:
+            return []
+        anchors = np.zeros((len(gone), 2), np.float64)
+        anchors[rows] = last
+        return [
+            self._crossing(counter, gone, anchors, row, direction, frame_no, ts_wall)
+            for row, direction in zip(rows.tolist(), dirs.tolist(), strict=True)
+        ]
 
     def _vote(self, dets: Detections, frame_no: int) -> None:
         """Set ``self._voted`` to each row's class by a running vote of its track (rows without a track
@@ -323,6 +360,8 @@ class CameraAnalytics:
             votes[flip] = dt
             cols["cls"][rows] = cls
             cols["votes"][rows] = votes
+            cols["box"][rows] = dets.xyxy[sel]
+            cols["conf"][rows] = dets.confidence[sel]
             voted[sel] = cls
         self._voted = voted
 

@@ -54,6 +54,12 @@ class LineSpec:
             before it was first seen (see :meth:`LineCounter.update`); 0 turns it off. Longer recovers
             people the detector or tracker picked up late, just past the line, but also counts people
             who appear just past it (out of a door right behind the line) without having crossed it.
+        forward_seconds: how far ahead in time the path of a track the tracker gave up on is projected
+            to find a crossing made after it was last seen (see :meth:`LineCounter.project`); 0 turns
+            it off. Longer recovers people who vanished (occluded, out of the frame) while walking over
+            the line, but also counts people who stopped unseen just before it. Such a crossing is
+            reported when the tracker gives the track up (``tracker.track_buffer``, 2 s, after it was
+            last seen), not when it happened.
     """
 
     name: str
@@ -67,6 +73,7 @@ class LineSpec:
     extend: bool = False
     count_repeats: bool = False
     backfill_seconds: float = 0.5
+    forward_seconds: float = 0.5
 
     def __post_init__(self) -> None:
         # Normalise what callers may pass as lists/sets, so equal specs compare equal (reconfigure).
@@ -91,6 +98,9 @@ class LineSpec:
             raise ValueError(msg)
         if not self.backfill_seconds >= 0:
             msg = f"line {self.name!r}: backfill_seconds must be >= 0, got {self.backfill_seconds}"
+            raise ValueError(msg)
+        if not self.forward_seconds >= 0:
+            msg = f"line {self.name!r}: forward_seconds must be >= 0, got {self.forward_seconds}"
             raise ValueError(msg)
 
     def label(self, direction: int) -> str:
@@ -119,10 +129,18 @@ BACKFILL_MEASURE_SECONDS: float = 0.3
 """A new track's velocity for the back-projection is its mean over its first this many seconds.
 Shorter decides sooner but on noisier boxes (a jittering bottom edge reads as motion)."""
 
+FORWARD_WINDOW_SECONDS: float = 1.0
+"""The velocity of a track given up on is measured between its last sighting and one from up to this
+long before (at least :data:`FORWARD_MIN_SPAN_SECONDS` before). Longer is steadier, shorter follows a
+turn sooner."""
+FORWARD_MIN_SPAN_SECONDS: float = 0.25
+"""Tracks seen over less than this are not projected forward (too little to measure a velocity)."""
+
 _NOT_STARTED, _MEASURING, _DONE = 0, 1, 2
 
 _EMPTY_ROWS: npt.NDArray[np.intp] = np.zeros(0, np.intp)
 _EMPTY_DIRS: npt.NDArray[np.int8] = np.zeros(0, np.int8)
+_EMPTY_POINTS: npt.NDArray[np.float64] = np.zeros((0, 2), np.float64)
 
 
 class LineCounter:
@@ -152,6 +170,12 @@ class LineCounter:
                 "origin": (np.int8, (), _NOT_STARTED),  # back-projection of a new track's path
                 "first_pos": (np.float64, (2,), 0.0),  # the track's first anchor on a side
                 "first_ts": (np.float64, (), 0.0),  # and when it was seen there
+                # Forward projection: the last sighting, and a reference sighting up to
+                # FORWARD_WINDOW_SECONDS older that its velocity is measured from (-1: none yet).
+                "last_pos": (np.float64, (2,), 0.0),
+                "last_ts": (np.float64, (), -1.0),
+                "ref_pos": (np.float64, (2,), 0.0),
+                "ref_ts": (np.float64, (), -1.0),
             },
             max_rows=max_tracks,
         )
@@ -186,6 +210,69 @@ class LineCounter:
     def evict(self, track_ids: npt.NDArray[np.int64]) -> None:
         self.table.remove(track_ids)
 
+    def project(
+        self, track_ids: npt.NDArray[np.int64], class_id: npt.NDArray[np.int32]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int8], npt.NDArray[np.float64]]:
+        """Crossings of tracks the tracker gave up on (call before :meth:`evict`; ``class_id`` is each
+        track's class): the input rows that crossed, their directions and last anchors. Counts are
+        updated.
+
+        **Forward projection** (``forward_seconds``): a track last seen on its committed side, with
+        no run to the other side under way, whose path from its last sighting projected
+        ``forward_seconds`` ahead at its recent velocity (see :data:`FORWARD_WINDOW_SECONDS`) crosses
+        AB, counts a crossing into the other side. People who vanish while walking over a line
+        (occluded, out of the frame, missed by the detector) would otherwise never count. A track
+        continued by a linked successor has already handed its row over, so nothing is projected
+        for it. Needs capture times (the ``ts`` of :meth:`update`).
+        """
+        if self.spec.forward_seconds <= 0.0 or track_ids.shape[0] == 0 or len(self.table) == 0:
+            return _EMPTY_ROWS, _EMPTY_DIRS, _EMPTY_POINTS
+        idx, found = self.table.find(track_ids)
+        if self._classes is not None:
+            found &= np.isin(class_id, self._classes)
+        inputs = np.flatnonzero(found)
+        rows = idx[inputs]
+        cols = self.table.cols
+        side = cols["side"][rows]
+        span = cols["last_ts"][rows] - cols["ref_ts"][rows]
+        cand = np.flatnonzero(
+            (side != 0)
+            & (cols["pending"][rows] == 0)
+            & (cols["ref_ts"][rows] >= 0.0)
+            & (span >= FORWARD_MIN_SPAN_SECONDS - 1e-6)
+        )
+        if cand.shape[0] == 0:
+            return _EMPTY_ROWS, _EMPTY_DIRS, _EMPTY_POINTS
+        rr = rows[cand]
+        last = cols["last_pos"][rr]
+        velocity = (last - cols["ref_pos"][rr]) / span[cand, None]
+        ahead = last + velocity * self.spec.forward_seconds
+        s0 = np.sign(cross(self._a, self._b, last)).astype(np.int8)
+        s1 = np.sign(cross(self._a, self._b, ahead)).astype(np.int8)
+        over = np.flatnonzero((s0 == side[cand]) & (s1 == -side[cand]))
+        if over.shape[0] == 0:
+            return _EMPTY_ROWS, _EMPTY_DIRS, _EMPTY_POINTS
+        hit = over[crosses_segment(self._a, self._b, last[over], ahead[over])]
+        out_rows: list[int] = []
+        out_dirs: list[int] = []
+        out_pts: list[npt.NDArray[np.float64]] = []
+        for k in hit.tolist():  # once per counted crossing
+            r = int(rr[k])
+            direction = -int(side[cand[k]])
+            flag = "counted_in" if direction == IN else "counted_out"
+            if not self.spec.count_repeats and bool(cols[flag][r]):
+                continue
+            cols[flag][r] = True
+            row = int(inputs[cand[k]])
+            key = (direction, int(class_id[row]))
+            self._counts[key] = self._counts.get(key, 0) + 1
+            out_rows.append(row)
+            out_dirs.append(direction)
+            out_pts.append(last[k])
+        if not out_rows:
+            return _EMPTY_ROWS, _EMPTY_DIRS, _EMPTY_POINTS
+        return np.array(out_rows, np.intp), np.array(out_dirs, np.int8), np.array(out_pts, np.float64)
+
     def inherit(self, child: npt.NDArray[np.int64], parent: npt.NDArray[np.int64], frame_no: int) -> None:
         """Give each new track ``child[i]`` the state of the lost track ``parent[i]``, which is dropped.
 
@@ -193,9 +280,12 @@ class LineCounter:
         made in the gap between them is judged from where the parent was), same "already counted"
         flags (so one passage never counts twice). The parent's row goes: should the tracker find the
         parent again, it starts fresh and cannot count the passage a second time. Children already
-        known to this line and parents it never saw are skipped.
+        known to this line and parents it never saw are skipped. The child's velocity for the forward
+        projection is its own, measured from its first sighting (a link may join two people).
         """
-        self.table.hand_over(child, parent, frame_no)
+        rows = self.table.hand_over(child, parent, frame_no)
+        self.table.cols["last_ts"][rows] = -1.0
+        self.table.cols["ref_ts"][rows] = -1.0
 
     def update(
         self,
@@ -232,6 +322,8 @@ class LineCounter:
         pts = anchors[sel]
         rows = self.table.rows_for(ids, frame_no)
         cols = self.table.cols
+        if ts is not None and self.spec.forward_seconds > 0.0:
+            self._follow(rows, pts, ts)
 
         dist = cross(self._a, self._b, pts)  # scaled by |AB|, as is the threshold below
         md = self.spec.min_distance * self._length
@@ -296,6 +388,21 @@ class LineCounter:
             fired_rows.append(row)
             fired_dirs.append(direction)
         return _merge(back_rows, back_dirs, fired_rows, fired_dirs)
+
+    def _follow(self, rows: npt.NDArray[np.intp], pts: npt.NDArray[np.float64], ts: float) -> None:
+        """Keep each track's last sighting and a reference sighting for :meth:`project`."""
+        cols = self.table.cols
+        last_ts = cols["last_ts"][rows]
+        new = last_ts < 0.0
+        # The reference moves up to the previous sighting once it is FORWARD_WINDOW_SECONDS old, so
+        # the velocity is measured over the last 0-1 s (at least FORWARD_MIN_SPAN_SECONDS).
+        move = ~new & (ts - cols["ref_ts"][rows] >= FORWARD_WINDOW_SECONDS)
+        cols["ref_pos"][rows[move]] = cols["last_pos"][rows[move]]
+        cols["ref_ts"][rows[move]] = last_ts[move]
+        cols["ref_pos"][rows[new]] = pts[new]
+        cols["ref_ts"][rows[new]] = ts
+        cols["last_pos"][rows] = pts
+        cols["last_ts"][rows] = ts
 
     def _backfill(
         self,

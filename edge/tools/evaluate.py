@@ -53,7 +53,10 @@ def read_gt(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def gt_crossings(gt_path: Path, lines: Sequence[LineSpec], class_id: int = 0) -> Tally:
     """True crossings of each line by the ground-truth pedestrians (see the module docstring)."""
     frames, ids, xyxy = read_gt(gt_path)
-    truth = [replace(s, min_frames=1, min_distance=0.0, classes=None, backfill_seconds=0.0) for s in lines]
+    truth = [
+        replace(s, min_frames=1, min_distance=0.0, classes=None, backfill_seconds=0.0, forward_seconds=0.0)
+        for s in lines
+    ]
     analytics = CameraAnalytics("gt", truth, run_id="gt")
     bounds = np.flatnonzero(np.diff(frames)) + 1
     for sel in np.split(np.arange(frames.shape[0]), bounds):

@@ -57,6 +57,7 @@ def camera_specs(
                 extend=line.extend,
                 count_repeats=line.count_repeats,
                 backfill_seconds=line.backfill_seconds,
+                forward_seconds=line.forward_seconds,
             )
         )
     zones = [

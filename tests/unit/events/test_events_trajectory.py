@@ -34,11 +34,17 @@ class Seg:
     link: int = -1  # the lost track the tracker links this id to on its first frame
     cls: Callable[[float], int] = lambda _t: 0
     bottom: Callable[[float], float | None] = lambda _t: None  # where the box ends if legs are hidden
+    removed: float | None = None  # when the tracker gives the id up (reports it removed)
 
 
 def walk(t: float) -> float:
     """A walker going down at 100 px/s from y = 40: on the line at t = 0.6 s."""
     return 40.0 + 100.0 * t
+
+
+def late_walk(t: float) -> float:
+    """The same walker 0.2 s behind: on the line at t = 0.8 s."""
+    return walk(t) - 20.0
 
 
 def standing(_t: float) -> float:
@@ -60,9 +66,13 @@ def play(
     """Sample the scenario at ``fps`` through CameraAnalytics; return the counts and the crossing classes."""
     analytics = CameraAnalytics("cam", [line], run_id="t")
     reported: set[int] = set()
+    given_up: set[int] = set()
     classes: list[int] = []
     for n in range(round(duration * fps)):
         t = n / fps
+        removed = [s.track_id for s in segs if s.removed is not None and s.removed <= t + 1e-9]
+        removed = [i for i in removed if i not in given_up]
+        given_up.update(removed)
         boxes, ids, cls, links = [], [], [], []
         for s in segs:
             if not s.t0 <= t < s.t1:
@@ -82,7 +92,7 @@ def play(
             track_xyxy=np.array(boxes, np.float32).reshape(-1, 4),  # as the tracker sets it
             link_id=np.array(links, np.int64),
         )
-        events = analytics.update(dets, frame_no=n, ts_wall=1e9 + t, ts_mono=t)
+        events = analytics.update(dets, removed, frame_no=n, ts_wall=1e9 + t, ts_mono=t)
         classes += [e.class_id for e in events if isinstance(e, LineCrossing)]
     return analytics.counts()["lines"][line.name], classes
 
@@ -133,6 +143,38 @@ CASES: list[tuple[str, list[Seg], tuple[int, int]]] = [
     (
         "linked new id past the line: the lost track's passage, counted once",
         [Seg(1, 0.0, 0.55, walk), Seg(2, 0.9, 1.8, walk, link=1)],
+        (1, 0),
+    ),
+    # Forward projection (LineSpec.forward_seconds, 0.5 s): an id last seen 0.2 s before the line,
+    # walking on, and given up later crossed it unseen; one that stopped, or was far from it, not.
+    (
+        "vanishes walking just before the line, given up later: forward-projected",
+        [Seg(1, 0.0, 0.65, late_walk, removed=2.2)],
+        (1, 0),
+    ),
+    (
+        "vanishes walking far before the line: nothing to count",
+        [Seg(1, 0.0, 0.65, lambda t: walk(t) - 120.0, removed=2.2)],
+        (0, 0),
+    ),
+    (
+        "stands just before the line until given up: nothing to count",
+        [Seg(1, 0.0, 1.0, lambda _t: 90.0, removed=2.2)],
+        (0, 0),
+    ),
+    (
+        "vanishes walking away from the line: nothing to count",
+        [Seg(1, 0.0, 0.65, lambda t: 90.0 - 100.0 * t, removed=2.2)],
+        (0, 0),
+    ),
+    (
+        "vanishes before the line, found again past it as a linked id: counted once",
+        [Seg(1, 0.0, 0.65, late_walk, removed=2.2), Seg(2, 0.9, 1.8, walk, link=1)],
+        (1, 0),
+    ),
+    (
+        "crossed and counted, then vanished walking on: counted once",
+        [Seg(1, 0.0, 1.0, walk, removed=2.2)],
         (1, 0),
     ),
 ]
@@ -200,3 +242,43 @@ def test_backfill_needs_timestamps(fps: float) -> None:
 def test_backfill_is_validated() -> None:
     with pytest.raises(ValueError, match="backfill_seconds"):
         LineSpec("h", (0.0, 100.0), (640.0, 100.0), backfill_seconds=-1.0)
+
+
+@pytest.mark.parametrize("fps", [5.0, 30.0])
+def test_forward_projection_off(fps: float) -> None:
+    line = LineSpec("h", (0.0, 100.0), (640.0, 100.0), forward_seconds=0.0)
+    counts, _ = play([Seg(1, 0.0, 0.65, late_walk, removed=2.2)], fps, line=line)
+    assert counts == {"in": {}, "out": {}}
+
+
+@pytest.mark.parametrize("fps", [5.0, 30.0])
+def test_forward_projected_crossing_is_an_event_of_the_track_as_last_seen(fps: float) -> None:
+    """The event comes when the tracker gives the track up, with its last box, score and voted class."""
+    analytics = CameraAnalytics("cam", [LINE], run_id="t")
+    events = []
+    for n in range(round(2.5 * fps)):
+        t = n / fps
+        boxes = np.zeros((0, 4), np.float32)
+        if t < 0.65:
+            boxes = np.array([[310.0, late_walk(t) - HEIGHT, 330.0, late_walk(t)]], np.float32)
+        n_box = len(boxes)
+        dets = Detections(
+            boxes,
+            np.full(n_box, 0.8, np.float32),
+            np.full(n_box, 3, np.int32),
+            np.full(n_box, 7, np.int64),
+        )
+        removed = np.array([7] if n == round(2.2 * fps) else [], np.int64)
+        events += analytics.update(dets, removed, frame_no=n, ts_wall=1e9 + t, ts_mono=t)
+    crossings = [e for e in events if isinstance(e, LineCrossing)]
+    assert len(crossings) == 1
+    (e,) = crossings
+    assert (e.track_id, e.direction, e.class_id, e.confidence) == (7, "in", 3, 0.8)
+    assert e.frame == round(2.2 * fps)
+    assert e.bbox[3] < 100.0  # the last box seen, before the line
+    assert analytics.state_sizes() == {"line:h": 0}
+
+
+def test_forward_seconds_is_validated() -> None:
+    with pytest.raises(ValueError, match="forward_seconds"):
+        LineSpec("h", (0.0, 100.0), (640.0, 100.0), forward_seconds=-1.0)
