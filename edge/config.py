@@ -258,8 +258,11 @@ class TrackerConfig(_Strict):
     max_tracks: int = Field(
         1024, ge=1, le=1_000_000, description="slot capacity; new tracks beyond it are dropped"
     )
-    link_distance: float = Field(
-        3.0, ge=0.0, description="heights a new track may be from a lost one to continue its counts; 0 = off"
+    link_distance: float | None = Field(
+        None,
+        ge=0.0,
+        description="heights a new track may be from a lost one to continue its counts; 0 = off; "
+        "null = 3 at <= 10 fps, 2.5 above",
     )
     center_gate: float = Field(
         1.0, ge=0.0, description="at <= 10 fps, match by predicted centre within this many heights; 0 = off"

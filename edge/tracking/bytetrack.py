@@ -30,6 +30,15 @@ CENTER_MAX_FPS = 10.0
 """Frame rates at or below which step 3b of docs/tracking.md (the kernel's (1b)), matching by predicted-centre
 distance, runs."""
 
+LINK_DISTANCE_LOW = 3.0
+"""Default ``link_distance`` at 10 fps and below, where a walker moves farther between the frames that
+separate a lost track's last sighting from its successor's report."""
+LINK_DISTANCE_HIGH = 2.5
+"""Default ``link_distance`` above 10 fps. Chosen on the tuning sequences and the development sets of
+docs/benchmarks.md, wrong line counts at 30 fps with 3.0 / 2.5: tuned 322 / 316, pans 533 / 528,
+MOT15 above 10 fps unchanged; at ~5 fps 2.5 was worse on two of the three groups (tuned 357 / 361,
+pans 578 / 586, MOT15 606 / 576). A small effect: it links fewer different people in crowds."""
+
 CAMERA_MOTION_TOL_LOW = 0.5
 """Default ``camera_motion_tol`` at 10 fps and below: people move up to a few tenths of their height
 between frames, and a pan is often a box width or more."""
@@ -85,7 +94,8 @@ class ByteTracker:
             analytics then continue the lost track's line state; ids are not changed). Higher bridges
             longer occlusions and faster walkers at low fps, but links two people more often in
             crowds; 0 turns links off. The gap bridged is at most the lost track's lifetime
-            (``track_buffer / 30`` s).
+            (``track_buffer / 30`` s). ``None``: :data:`LINK_DISTANCE_LOW` at 10 fps and below,
+            :data:`LINK_DISTANCE_HIGH` above.
         camera_motion: before associating, shift every track by the camera's motion since the last
             frame, voted by the tracks from the detections alone (:mod:`edge.tracking.camera_motion`).
             A panning or vehicle-mounted camera at 5 fps moves every box by more than its width and
@@ -116,7 +126,7 @@ class ByteTracker:
         fuse_score: bool = True,
         max_tracks: int = 1024,
         new_track_thresh: float | None = None,
-        link_distance: float = 3.0,
+        link_distance: float | None = None,
         center_gate: float = 1.0,
         confirm_thresh: float | None = None,
         camera_motion: bool = False,
@@ -139,6 +149,8 @@ class ByteTracker:
             raise ValueError(f"max_tracks must be >= 1, got {max_tracks}")
         if not center_gate >= 0.0:
             raise ValueError(f"center_gate must be >= 0, got {center_gate}")
+        if link_distance is None:
+            link_distance = LINK_DISTANCE_LOW if frame_rate <= CENTER_MAX_FPS else LINK_DISTANCE_HIGH
         if not link_distance >= 0.0:
             raise ValueError(f"link_distance must be >= 0, got {link_distance}")
         self.frame_rate = float(frame_rate)

@@ -235,7 +235,11 @@ def test_update_carries_kalman_boxes_of_its_rows() -> None:
 
 
 def switch(
-    gap: int, dx: float, fps: float = 30.0, link_distance: float = 3.0, confirm_thresh: float | None = None
+    gap: int,
+    dx: float,
+    fps: float = 30.0,
+    link_distance: float | None = None,
+    confirm_thresh: float | None = None,
 ) -> list[list[int]]:
     """One person tracked for 5 frames, hidden for ``gap`` frames, seen again ``dx`` px to the right
     (too far for IoU matching); returns link_id per frame from the reappearance on."""
@@ -357,3 +361,9 @@ def test_unconfirmed_track_is_confirmed_by_centre_distance_at_low_fps(
 ) -> None:
     # 45 px steps of a 40 px wide box: its birth box and the next detection do not overlap.
     assert appears(fps, 0.8, 45.0, **kwargs) == expected, case
+
+
+@pytest.mark.parametrize(("fps", "expected"), [(5.0, 3.0), (10.0, 3.0), (14.0, 2.5), (30.0, 2.5)])
+def test_default_link_distance_follows_the_frame_rate(fps: float, expected: float) -> None:
+    assert ByteTracker(fps).link_distance == expected
+    assert ByteTracker(fps, link_distance=4.0).link_distance == 4.0
