@@ -257,15 +257,10 @@ class LineCounter:
         out_dirs: list[int] = []
         out_pts: list[npt.NDArray[np.float64]] = []
         for k in hit.tolist():  # once per counted crossing
-            r = int(rr[k])
             direction = -int(side[cand[k]])
-            flag = "counted_in" if direction == IN else "counted_out"
-            if not self.spec.count_repeats and bool(cols[flag][r]):
-                continue
-            cols[flag][r] = True
             row = int(inputs[cand[k]])
-            key = (direction, int(class_id[row]))
-            self._counts[key] = self._counts.get(key, 0) + 1
+            if not self._fire(int(rr[k]), direction, int(class_id[row]), self.spec.count_repeats):
+                continue
             out_rows.append(row)
             out_dirs.append(direction)
             out_pts.append(last[k])
@@ -376,18 +371,24 @@ class LineCounter:
         fired_dirs: list[int] = []
         input_rows = sel[other[done]]
         for k in np.flatnonzero(through):
-            r = int(drow[k])
             direction = int(dnew[k])
-            flag = "counted_in" if direction == IN else "counted_out"
-            if not self.spec.count_repeats and bool(cols[flag][r]):
-                continue
-            cols[flag][r] = True
             row = int(input_rows[k])
-            key = (direction, int(class_id[row]))
-            self._counts[key] = self._counts.get(key, 0) + 1
+            if not self._fire(int(drow[k]), direction, int(class_id[row]), self.spec.count_repeats):
+                continue
             fired_rows.append(row)
             fired_dirs.append(direction)
         return _merge(back_rows, back_dirs, fired_rows, fired_dirs)
+
+    def _fire(self, row: int, direction: int, class_id: int, repeats: bool) -> bool:
+        """Count a crossing of table row ``row`` unless it already counted that direction (and
+        ``repeats`` is off); returns whether it counted."""
+        flag = self.table.cols["counted_in" if direction == IN else "counted_out"]
+        if not repeats and bool(flag[row]):
+            return False
+        flag[row] = True
+        key = (direction, class_id)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        return True
 
     def _follow(self, rows: npt.NDArray[np.intp], pts: npt.NDArray[np.float64], ts: float) -> None:
         """Keep each track's last sighting and a reference sighting for :meth:`project`."""
@@ -452,15 +453,11 @@ class LineCounter:
         out_rows: list[int] = []
         out_dirs: list[int] = []
         for k in hit.tolist():  # once per counted crossing
-            r = int(rr[k])
             direction = int(first_side[k])
-            flag = "counted_in" if direction == IN else "counted_out"
-            if bool(cols[flag][r]):
-                continue
-            cols[flag][r] = True
             row = int(sel[ripe[k]])
-            key = (direction, int(class_id[row]))
-            self._counts[key] = self._counts.get(key, 0) + 1
+            # Never repeated: a back-projected crossing is the track's first, by construction.
+            if not self._fire(int(rr[k]), direction, int(class_id[row]), False):
+                continue
             out_rows.append(row)
             out_dirs.append(direction)
         return out_rows, out_dirs

@@ -506,6 +506,62 @@ def _take_detection(
 
 
 @njit(cache=True, nogil=True)
+def _keep_unmatched(items: np.ndarray, n: int, match: np.ndarray) -> int:
+    """Compact ``items[:n]`` in place to those whose ``match`` is -1 (order kept); return how many."""
+    w = 0
+    for i in range(n):
+        if match[i] < 0:
+            items[w] = items[i]
+            w += 1
+    return w
+
+
+@njit(cache=True, nogil=True)
+def _centre_round(
+    tracks: np.ndarray,
+    n_tracks: int,
+    rows: np.ndarray,
+    n_rows: int,
+    gate: float,
+    confirm: bool,
+    xyxy: np.ndarray,
+    boxes: np.ndarray,
+    mean: np.ndarray,
+    cov: np.ndarray,
+    kwork: np.ndarray,
+    last_frame: np.ndarray,
+    det_row: np.ndarray,
+    activated: np.ndarray,
+    frame: int,
+    cost: np.ndarray,
+    tbuf: np.ndarray,
+    match_r: np.ndarray,
+    match_c: np.ndarray,
+    col4row: np.ndarray,
+    work_f: np.ndarray,
+    work_i: np.ndarray,
+    work_b: np.ndarray,
+) -> tuple[int, int]:
+    """Match ``tracks[:n_tracks]`` to detection ``rows[:n_rows]`` by centre distance in heights of the
+    track's box (limit ``gate``; steps 3b and 5b of docs/tracking.md); matched tracks take their
+    detection (and are confirmed with ``confirm``). Both lists are compacted to what is left; returns
+    their new lengths."""
+    c = cost[: n_tracks * n_rows].reshape((n_tracks, n_rows))
+    center_cost(boxes, tracks, n_tracks, xyxy, rows, n_rows, gate, c)
+    linear_assignment_clipped(
+        c, n_tracks, n_rows, gate, match_r, match_c, tbuf, col4row, work_f, work_i, work_b
+    )
+    for i in range(n_tracks):
+        j = match_r[i]
+        if j >= 0:
+            s = tracks[i]
+            _take_detection(mean, cov, s, xyxy, rows[j], kwork, last_frame, det_row, frame)
+            if confirm:
+                activated[s] = True
+    return _keep_unmatched(tracks, n_tracks, match_r), _keep_unmatched(rows, n_rows, match_c)
+
+
+@njit(cache=True, nogil=True)
 def step(
     xyxy: np.ndarray,
     scores: np.ndarray,
@@ -638,27 +694,10 @@ def step(
         # (1b) low frame rates only: tracked tracks and high detections IoU left unmatched, by
         # predicted-centre distance in track heights (cost >= gate never matches; heights within
         # 1.5x). Lost tracks are left out: matching their coasting boxes by distance cost IDF1.
-        c = cost[: n_rest * n_hi_left].reshape((n_rest, n_hi_left))
-        center_cost(boxes, rest, n_rest, xyxy, hi_left, n_hi_left, gate, c)
-        linear_assignment_clipped(
-            c, n_rest, n_hi_left, gate, match_r, match_c, tbuf, col4row, work_f, work_i, work_b
-        )
-        n_keep = 0
-        for i in range(n_rest):
-            s = rest[i]
-            j = match_r[i]
-            if j >= 0:
-                _take_detection(mean, cov, s, xyxy, hi_left[j], kwork, last_frame, det_row, frame)
-            else:
-                rest[n_keep] = s
-                n_keep += 1
-        n_rest = n_keep
-        n_keep = 0
-        for j in range(n_hi_left):
-            if match_c[j] < 0:
-                hi_left[n_keep] = hi_left[j]
-                n_keep += 1
-        n_hi_left = n_keep
+        n_rest, n_hi_left = _centre_round(
+            rest, n_rest, hi_left, n_hi_left, gate, False, xyxy, boxes, mean, cov, kwork, last_frame,
+            det_row, activated, frame, cost, tbuf, match_r, match_c, col4row, work_f, work_i, work_b,
+        )  # fmt: skip
 
     # (2) low detections against the tracked tracks still unmatched, plain IoU, limit 0.5.
     c = cost[: n_rest * n_lo].reshape((n_rest, n_lo))
@@ -693,50 +732,22 @@ def step(
         work_i,
         work_b,
     )
-    n_left = 0
     for k in range(n_unconf):
-        s = unconf[k]
         j = match_r[k]
         if j >= 0:
-            r = hi_left[j]
-            _take_detection(mean, cov, s, xyxy, r, kwork, last_frame, det_row, frame)
+            s = unconf[k]
+            _take_detection(mean, cov, s, xyxy, hi_left[j], kwork, last_frame, det_row, frame)
             activated[s] = True
-        else:
-            unconf[n_left] = s
-            n_left += 1
-    n_unconf = n_left
-    n_keep = 0
-    for j in range(n_hi_left):
-        if match_c[j] < 0:
-            hi_left[n_keep] = hi_left[j]
-            n_keep += 1
-    n_hi_left = n_keep
+    n_unconf = _keep_unmatched(unconf, n_unconf, match_r)
+    n_hi_left = _keep_unmatched(hi_left, n_hi_left, match_c)
     if gate > 0.0:
-        # (3b) low frame rates only: the same centre-distance fallback for the unconfirmed tracks IoU
+        # (5b) low frame rates only: the same centre-distance fallback for the unconfirmed tracks IoU
         # left unmatched (their box is where they were born, one frame ago). At 5 fps a walker moves
         # out of its own box between two frames and would otherwise never be confirmed.
-        c = cost[: n_unconf * n_hi_left].reshape((n_unconf, n_hi_left))
-        center_cost(boxes, unconf, n_unconf, xyxy, hi_left, n_hi_left, gate, c)
-        linear_assignment_clipped(
-            c, n_unconf, n_hi_left, gate, match_r, match_c, tbuf, col4row, work_f, work_i, work_b
-        )
-        n_left = 0
-        for k in range(n_unconf):
-            s = unconf[k]
-            j = match_r[k]
-            if j >= 0:
-                _take_detection(mean, cov, s, xyxy, hi_left[j], kwork, last_frame, det_row, frame)
-                activated[s] = True
-            else:
-                unconf[n_left] = s
-                n_left += 1
-        n_unconf = n_left
-        n_keep = 0
-        for j in range(n_hi_left):
-            if match_c[j] < 0:
-                hi_left[n_keep] = hi_left[j]
-                n_keep += 1
-        n_hi_left = n_keep
+        n_unconf, n_hi_left = _centre_round(
+            unconf, n_unconf, hi_left, n_hi_left, gate, True, xyxy, boxes, mean, cov, kwork, last_frame,
+            det_row, activated, frame, cost, tbuf, match_r, match_c, col4row, work_f, work_i, work_b,
+        )  # fmt: skip
     for k in range(n_unconf):
         _remove(unconf[k], state, activated, track_id, removed, counters)
 
