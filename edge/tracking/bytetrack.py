@@ -149,10 +149,18 @@ class ByteTracker:
             raise ValueError(f"max_tracks must be >= 1, got {max_tracks}")
         if not center_gate >= 0.0:
             raise ValueError(f"center_gate must be >= 0, got {center_gate}")
+        # The low-frame-rate rules (docs/tracking.md, steps 3b, 5b and 6) and the by-rate defaults.
+        low_rate = frame_rate <= CENTER_MAX_FPS
         if link_distance is None:
-            link_distance = LINK_DISTANCE_LOW if frame_rate <= CENTER_MAX_FPS else LINK_DISTANCE_HIGH
+            link_distance = LINK_DISTANCE_LOW if low_rate else LINK_DISTANCE_HIGH
         if not link_distance >= 0.0:
             raise ValueError(f"link_distance must be >= 0, got {link_distance}")
+        if confirm_thresh is not None and not 0.0 <= confirm_thresh <= 1.0:
+            raise ValueError(f"confirm_thresh must be in [0, 1] or None, got {confirm_thresh}")
+        if camera_motion_tol is None:
+            camera_motion_tol = CAMERA_MOTION_TOL_LOW if low_rate else CAMERA_MOTION_TOL_HIGH
+        if not camera_motion_tol > 0.0:
+            raise ValueError(f"camera_motion_tol must be > 0, got {camera_motion_tol}")
         self.frame_rate = float(frame_rate)
         self.track_thresh = float(track_thresh)
         self.low_thresh = float(low_thresh)
@@ -178,23 +186,14 @@ class ByteTracker:
         self._params[k.P_SECOND_THRESH] = 0.5
         self._params[k.P_UNCONFIRMED_THRESH] = 0.7
         self._params[k.P_DUPLICATE_IOU_DIST] = 0.15
-        self._params[k.P_CENTER_GATE] = center_gate if self.frame_rate <= CENTER_MAX_FPS else 0.0
-        if confirm_thresh is not None and not 0.0 <= confirm_thresh <= 1.0:
-            raise ValueError(f"confirm_thresh must be in [0, 1] or None, got {confirm_thresh}")
+        self._params[k.P_CENTER_GATE] = center_gate if low_rate else 0.0
         self.confirm_thresh = confirm_thresh
         # Above 1 no score reaches it: off.
-        low_rate = self.frame_rate <= CENTER_MAX_FPS
         self._params[k.P_CONFIRM_THRESH] = (
             confirm_thresh if confirm_thresh is not None and low_rate else 2.0
         )
 
         self.link_distance = float(link_distance)
-        if camera_motion_tol is None:
-            camera_motion_tol = (
-                CAMERA_MOTION_TOL_LOW if self.frame_rate <= CENTER_MAX_FPS else CAMERA_MOTION_TOL_HIGH
-            )
-        if not camera_motion_tol > 0.0:
-            raise ValueError(f"camera_motion_tol must be > 0, got {camera_motion_tol}")
         self.camera_motion = bool(camera_motion)
         self.camera_motion_tol = float(camera_motion_tol)
         self.last_shift = (0.0, 0.0)
