@@ -138,9 +138,10 @@ def test_snapshots_reset_button_removal_and_clean_stop(tmp_path: Path) -> None:
         assert any("_line_east_" in t for t in discovery)
         cfg.write_text(config(video, model, tmp_path / "state", broker, with_east=False))
         proc.send_signal(signal.SIGHUP)
-        assert sub.wait_for(
-            lambda m: any(x.topic.endswith("walk_line_east_reset/config") and not x.payload for x in m), 20.0
-        )
+        # Every east entity is cleared (stale configs go out in topic order, so the reset button's
+        # clear is not the last one: wait for all of them before a late subscriber looks).
+        east = {t for t in discovery if "_line_east_" in t}
+        assert sub.wait_for(lambda m: east <= {x.topic for x in m if not x.payload}, 20.0), sorted(east)
         after = late(broker, ["homeassistant/#"])
         assert not any("_line_east_" in t for t in after), sorted(after)
         assert any("_line_west_" in t for t in after)
