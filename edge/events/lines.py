@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from edge.events._table import TrackTable
 from edge.events.geometry import Point, cross, crosses_segment
@@ -138,6 +139,138 @@ FORWARD_MIN_SPAN_SECONDS: float = 0.25
 
 _NOT_STARTED, _MEASURING, _DONE = 0, 1, 2
 
+
+@njit(cache=True, nogil=True)
+def _side_of(ax: float, ay: float, bx: float, by: float, px: float, py: float) -> float:
+    """:func:`edge.events.geometry.cross` for one point (the same operations in the same order)."""
+    return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
+
+
+@njit(cache=True, nogil=True)
+def _meets(ax: float, ay: float, bx: float, by: float, px: float, py: float, qx: float, qy: float) -> bool:
+    """:func:`edge.events.geometry.crosses_segment` for one motion p->q."""
+    dx = qx - px
+    dy = qy - py
+    da = dx * (ay - py) - dy * (ax - px)
+    db = dx * (by - py) - dy * (bx - px)
+    return da * db <= 0.0
+
+
+@njit(cache=True, nogil=True)
+def _advance(
+    rows: np.ndarray,
+    pts: np.ndarray,
+    line: np.ndarray,
+    ts: float,
+    follow: bool,
+    backfill: bool,
+    back_horizon: float,
+    need: int,
+    extend: bool,
+    side: np.ndarray,
+    pos: np.ndarray,
+    pending: np.ndarray,
+    through: np.ndarray,
+    origin: np.ndarray,
+    first_pos: np.ndarray,
+    first_ts: np.ndarray,
+    last_pos: np.ndarray,
+    last_ts: np.ndarray,
+    ref_pos: np.ndarray,
+    ref_ts: np.ndarray,
+    back_k: np.ndarray,
+    back_dir: np.ndarray,
+    cross_k: np.ndarray,
+    cross_dir: np.ndarray,
+) -> tuple[int, int]:
+    """The state machine of :meth:`LineCounter.update` for one frame's rows (track ids unique).
+
+    ``line`` is ``(ax, ay, bx, by, min_distance in cross-product units)``. Writes the back-projected
+    crossings (input index, direction) to ``back_k``/``back_dir`` and the committed ones to
+    ``cross_k``/``cross_dir``, both in input order, and returns how many of each. Whether a
+    direction was already counted is left to the caller (:meth:`LineCounter._fire`).
+    """
+    ax, ay, bx, by, md = line[0], line[1], line[2], line[3], line[4]
+    n_back = 0
+    n_cross = 0
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        px = pts[k, 0]
+        py = pts[k, 1]
+        if follow:
+            # The forward projection's sightings: the last one, and a reference up to
+            # FORWARD_WINDOW_SECONDS older (it moves up to the previous sighting once that old).
+            lt = last_ts[r]
+            if lt < 0.0:
+                ref_pos[r, 0] = px
+                ref_pos[r, 1] = py
+                ref_ts[r] = ts
+            elif ts - ref_ts[r] >= FORWARD_WINDOW_SECONDS:
+                ref_pos[r, 0] = last_pos[r, 0]
+                ref_pos[r, 1] = last_pos[r, 1]
+                ref_ts[r] = lt
+            last_pos[r, 0] = px
+            last_pos[r, 1] = py
+            last_ts[r] = ts
+        dist = _side_of(ax, ay, bx, by, px, py)
+        cur = 1 if dist > md else (-1 if dist < -md else 0)
+        committed = side[r]
+        fresh = committed == 0 and cur != 0
+        if backfill:
+            born = fresh and origin[r] == _NOT_STARTED
+            if born:
+                origin[r] = _MEASURING
+                first_pos[r, 0] = px
+                first_pos[r, 1] = py
+                first_ts[r] = ts
+            age = ts - first_ts[r]
+            if origin[r] == _MEASURING and not born and age >= BACKFILL_MEASURE_SECONDS - 1e-6:
+                origin[r] = _DONE
+                fx = first_pos[r, 0]
+                fy = first_pos[r, 1]
+                vx = (px - fx) / age
+                vy = (py - fy) / age
+                kx = fx - vx * back_horizon
+                ky = fy - vy * back_horizon
+                fs = np.sign(_side_of(ax, ay, bx, by, fx, fy))
+                ks = np.sign(_side_of(ax, ay, bx, by, kx, ky))
+                if (
+                    fs != 0
+                    and ks == -fs
+                    and committed == fs
+                    and pending[r] == 0
+                    and _meets(ax, ay, bx, by, kx, ky, fx, fy)
+                ):
+                    back_k[n_back] = k
+                    back_dir[n_back] = int(fs)
+                    n_back += 1
+        if fresh:
+            side[r] = cur
+        if fresh or (committed != 0 and cur == committed):
+            # On the committed side: cancel any pending run and remember where it was.
+            pos[r, 0] = px
+            pos[r, 1] = py
+            pending[r] = 0
+        elif committed != 0 and cur == -committed:
+            # On the other side: extend (or start) the pending run. Neutral sightings (on the line,
+            # or within min_distance) neither extend nor cancel it.
+            if pending[r] == 0:
+                through[r] = extend or _meets(ax, ay, bx, by, pos[r, 0], pos[r, 1], px, py)
+            pending[r] += 1
+            if pending[r] >= need:
+                went_through = through[r]
+                side[r] = cur
+                pos[r, 0] = px
+                pos[r, 1] = py
+                pending[r] = 0
+                through[r] = False
+                if went_through:  # otherwise it went round an end of the segment: no count
+                    cross_k[n_cross] = k
+                    cross_dir[n_cross] = cur
+                    n_cross += 1
+    return n_back, n_cross
+
+
 _EMPTY_ROWS: npt.NDArray[np.intp] = np.zeros(0, np.intp)
 _EMPTY_DIRS: npt.NDArray[np.int8] = np.zeros(0, np.int8)
 _EMPTY_POINTS: npt.NDArray[np.float64] = np.zeros((0, 2), np.float64)
@@ -156,6 +289,8 @@ class LineCounter:
         self._a = (float(spec.a[0]), float(spec.a[1]))
         self._b = (float(spec.b[0]), float(spec.b[1]))
         self._length = float(np.hypot(self._b[0] - self._a[0], self._b[1] - self._a[1]))
+        # For the kernel: A, B and min_distance in the units of the cross product (scaled by |AB|).
+        self._line = np.array([*self._a, *self._b, spec.min_distance * self._length], np.float64)
         self._classes = (
             None if spec.classes is None else np.fromiter(sorted(spec.classes), np.int32, len(spec.classes))
         )
@@ -297,7 +432,9 @@ class LineCounter:
         (``-1``) or of a class the line ignores are skipped. ``frame_dt`` is the seconds between
         processed frames (0: unknown), which scales the hold (see :func:`frames_needed`). ``ts`` is the
         frame's capture time in seconds (``None``: unknown, which turns the back-projection off).
-        Counts are updated before returning.
+        Counts are updated before returning. A track id appears at most once per frame (as the
+        tracker reports them); the rows are advanced in one compiled pass (:func:`_advance`), since
+        a dozen small NumPy operations per line and frame cost more than the work they do.
 
         **Back-projection** (``backfill_seconds``): a track first seen on side S, not inherited from a
         lost one, has its mean velocity measured over its first :data:`BACKFILL_MEASURE_SECONDS`; if
@@ -313,71 +450,43 @@ class LineCounter:
         sel = np.flatnonzero(ok)
         if sel.shape[0] == 0:
             return _EMPTY_ROWS, _EMPTY_DIRS
-        ids = track_id[sel]
-        pts = anchors[sel]
-        rows = self.table.rows_for(ids, frame_no)
+        rows = self.table.rows_for(track_id[sel], frame_no)
         cols = self.table.cols
-        if ts is not None and self.spec.forward_seconds > 0.0:
-            self._follow(rows, pts, ts)
-
-        dist = cross(self._a, self._b, pts)  # scaled by |AB|, as is the threshold below
-        md = self.spec.min_distance * self._length
-        cur = np.zeros(sel.shape[0], np.int8)
-        cur[dist > md] = 1
-        cur[dist < -md] = -1
-        committed = cols["side"][rows]
-
-        # First sighting on either side: adopt it, nothing to count yet (back-projection aside).
-        fresh = (committed == 0) & (cur != 0)
-        back_rows, back_dirs = self._backfill(rows, sel, class_id, pts, committed, fresh, ts, frame_dt)
-        # Seen on the committed side: cancel any pending run and remember where it was.
-        same = (committed != 0) & (cur == committed)
-        stay = rows[fresh | same]
-        cols["side"][rows[fresh]] = cur[fresh]
-        cols["pos"][stay] = pts[fresh | same]
-        cols["pending"][stay] = 0
-
-        # Seen on the other side: extend (or start) the pending run. Neutral sightings (on the line,
-        # or within min_distance) neither extend nor cancel it.
-        other = np.flatnonzero((committed != 0) & (cur == -committed))
-        if other.shape[0] == 0:
-            return _merge(back_rows, back_dirs, [], [])
-        orow = rows[other]
-        starts = cols["pending"][orow] == 0
-        if starts.any():
-            srow = orow[starts]
-            if self.spec.extend:
-                cols["through"][srow] = True
-            else:
-                prev = cols["pos"][srow]
-                cols["through"][srow] = crosses_segment(self._a, self._b, prev, pts[other[starts]])
-        cols["pending"][orow] += 1
-        done = cols["pending"][orow] >= frames_needed(self.spec.min_frames, frame_dt)
-        if not done.any():
-            return _merge(back_rows, back_dirs, [], [])
-        drow = orow[done]
-        dnew = cur[other[done]]
-        through = cols["through"][drow].copy()
-        cols["side"][drow] = dnew
-        cols["pos"][drow] = pts[other[done]]
-        cols["pending"][drow] = 0
-        cols["through"][drow] = False
-        if not through.any():
-            # Went round an end of the segment: the side changes, no count.
-            return _merge(back_rows, back_dirs, [], [])
-
-        # Committed crossings: the only place that loops in Python, once per fired event.
+        n = sel.shape[0]
+        back_k = np.empty(n, np.intp)
+        back_dir = np.empty(n, np.int8)
+        cross_k = np.empty(n, np.intp)
+        cross_dir = np.empty(n, np.int8)
+        n_back, n_cross = _advance(
+            rows, np.ascontiguousarray(anchors[sel], np.float64), self._line,
+            0.0 if ts is None else float(ts),
+            ts is not None and self.spec.forward_seconds > 0.0,
+            ts is not None and self.spec.backfill_seconds > 0.0,
+            # The tracker reports a new track on its second frame: it was detected one frame earlier.
+            self.spec.backfill_seconds + max(frame_dt, 0.0),
+            frames_needed(self.spec.min_frames, frame_dt), self.spec.extend,
+            cols["side"], cols["pos"], cols["pending"], cols["through"], cols["origin"],
+            cols["first_pos"], cols["first_ts"], cols["last_pos"], cols["last_ts"], cols["ref_pos"],
+            cols["ref_ts"], back_k, back_dir, cross_k, cross_dir,
+        )  # fmt: skip
+        if n_back == 0 and n_cross == 0:
+            return _EMPTY_ROWS, _EMPTY_DIRS
+        # Fired crossings: the only place that loops in Python, once per event. Back-projected ones
+        # first (a back-projected crossing is the track's first by construction: never repeated).
         fired_rows: list[int] = []
         fired_dirs: list[int] = []
-        input_rows = sel[other[done]]
-        for k in np.flatnonzero(through):
-            direction = int(dnew[k])
-            row = int(input_rows[k])
-            if not self._fire(int(drow[k]), direction, int(class_id[row]), self.spec.count_repeats):
-                continue
-            fired_rows.append(row)
-            fired_dirs.append(direction)
-        return _merge(back_rows, back_dirs, fired_rows, fired_dirs)
+        for ks, dirs, repeats in (
+            (back_k[:n_back], back_dir[:n_back], False),
+            (cross_k[:n_cross], cross_dir[:n_cross], self.spec.count_repeats),
+        ):
+            for k, direction in zip(ks.tolist(), dirs.tolist(), strict=True):
+                row = int(sel[k])
+                if self._fire(int(rows[k]), direction, int(class_id[row]), repeats):
+                    fired_rows.append(row)
+                    fired_dirs.append(direction)
+        if not fired_rows:
+            return _EMPTY_ROWS, _EMPTY_DIRS
+        return np.array(fired_rows, np.intp), np.array(fired_dirs, np.int8)
 
     def _fire(self, row: int, direction: int, class_id: int, repeats: bool) -> bool:
         """Count a crossing of table row ``row`` unless it already counted that direction (and
@@ -389,83 +498,3 @@ class LineCounter:
         key = (direction, class_id)
         self._counts[key] = self._counts.get(key, 0) + 1
         return True
-
-    def _follow(self, rows: npt.NDArray[np.intp], pts: npt.NDArray[np.float64], ts: float) -> None:
-        """Keep each track's last sighting and a reference sighting for :meth:`project`."""
-        cols = self.table.cols
-        last_ts = cols["last_ts"][rows]
-        new = last_ts < 0.0
-        # The reference moves up to the previous sighting once it is FORWARD_WINDOW_SECONDS old, so
-        # the velocity is measured over the last 0-1 s (at least FORWARD_MIN_SPAN_SECONDS).
-        move = ~new & (ts - cols["ref_ts"][rows] >= FORWARD_WINDOW_SECONDS)
-        cols["ref_pos"][rows[move]] = cols["last_pos"][rows[move]]
-        cols["ref_ts"][rows[move]] = last_ts[move]
-        cols["ref_pos"][rows[new]] = pts[new]
-        cols["ref_ts"][rows[new]] = ts
-        cols["last_pos"][rows] = pts
-        cols["last_ts"][rows] = ts
-
-    def _backfill(
-        self,
-        rows: npt.NDArray[np.intp],
-        sel: npt.NDArray[np.intp],
-        class_id: npt.NDArray[np.int32],
-        pts: npt.NDArray[np.float64],
-        committed: npt.NDArray[np.int8],
-        fresh: npt.NDArray[np.bool_],
-        ts: float | None,
-        frame_dt: float = 0.0,
-    ) -> tuple[list[int], list[int]]:
-        """The back-projection of :meth:`update`: (input rows, directions) of the crossings it counts."""
-        if ts is None or self.spec.backfill_seconds <= 0.0:
-            return [], []
-        cols = self.table.cols
-        origin = cols["origin"]
-        # Rows inherited from a lost track carry its origin state: a passage it began is not new.
-        born = fresh & (origin[rows] == _NOT_STARTED)
-        origin[rows[born]] = _MEASURING
-        cols["first_pos"][rows[born]] = pts[born]
-        cols["first_ts"][rows[born]] = ts
-        age = ts - cols["first_ts"][rows]
-        ripe = np.flatnonzero(
-            (origin[rows] == _MEASURING) & ~born & (age >= BACKFILL_MEASURE_SECONDS - 1e-6)
-        )
-        if ripe.shape[0] == 0:
-            return [], []
-        rr = rows[ripe]
-        origin[rr] = _DONE
-        first = cols["first_pos"][rr]
-        velocity = (pts[ripe] - first) / age[ripe, None]
-        # The tracker reports a new track on its second frame: it was detected one frame earlier.
-        back = first - velocity * (self.spec.backfill_seconds + max(frame_dt, 0.0))
-        first_side = np.sign(cross(self._a, self._b, first)).astype(np.int8)
-        back_side = np.sign(cross(self._a, self._b, back)).astype(np.int8)
-        # Still on the side it was first seen on, with no run to the other side under way.
-        cand = np.flatnonzero(
-            (first_side != 0)
-            & (back_side == -first_side)
-            & (committed[ripe] == first_side)
-            & (cols["pending"][rr] == 0)
-        )
-        if cand.shape[0] == 0:
-            return [], []
-        hit = cand[crosses_segment(self._a, self._b, back[cand], first[cand])]
-        out_rows: list[int] = []
-        out_dirs: list[int] = []
-        for k in hit.tolist():  # once per counted crossing
-            direction = int(first_side[k])
-            row = int(sel[ripe[k]])
-            # Never repeated: a back-projected crossing is the track's first, by construction.
-            if not self._fire(int(rr[k]), direction, int(class_id[row]), False):
-                continue
-            out_rows.append(row)
-            out_dirs.append(direction)
-        return out_rows, out_dirs
-
-
-def _merge(
-    rows_a: list[int], dirs_a: list[int], rows_b: list[int], dirs_b: list[int]
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int8]]:
-    if not rows_a and not rows_b:
-        return _EMPTY_ROWS, _EMPTY_DIRS
-    return np.array(rows_a + rows_b, np.intp), np.array(dirs_a + dirs_b, np.int8)
