@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from edge.events._table import TrackTable
-from edge.events.geometry import Point, is_simple_polygon, points_in_polygon
+from edge.events.geometry import Point, is_simple_polygon
 from edge.types import ANCHORS
 
 if TYPE_CHECKING:
@@ -26,6 +27,61 @@ ENTER: int = 1
 EXIT_LEFT: int = 2
 EXIT_LOST: int = 3
 LOITER: int = 4
+
+
+@njit(cache=True, nogil=True)
+def _inside(poly: np.ndarray, px: float, py: float) -> bool:
+    """:func:`edge.events.geometry.points_in_polygon` for one point (the same even-odd ray casting,
+    the same operations)."""
+    k = poly.shape[0]
+    inside = False
+    for e in range(k):
+        x0 = poly[e, 0]
+        y0 = poly[e, 1]
+        x1 = poly[(e + 1) % k, 0]
+        y1 = poly[(e + 1) % k, 1]
+        dy = 1.0 if y1 == y0 else y1 - y0
+        x_at = x0 + (py - y0) * (x1 - x0) / dy
+        if ((y0 > py) != (y1 > py)) and px < x_at:
+            inside = not inside
+    return inside
+
+
+@njit(cache=True, nogil=True)
+def _advance(
+    rows: np.ndarray,
+    pts: np.ndarray,
+    poly: np.ndarray,
+    now: float,
+    max_gap: float,
+    inertia: int,
+    seen: np.ndarray,
+    run: np.ndarray,
+    run_start: np.ndarray,
+    inside: np.ndarray,
+    flips: np.ndarray,
+) -> int:
+    """The run bookkeeping of :meth:`ZoneTracker.update` for one frame's rows (track ids unique):
+    writes the rows whose run reached ``inertia`` (they change sides) to ``flips``, in input order,
+    and returns how many."""
+    n_flips = 0
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        # A run does not bridge a long gap: the sighting after it starts the run again, so the
+        # run's start (the visit's start on enter) is never older than the sightings behind it.
+        if seen[r] < now - max_gap:
+            run[r] = 0
+        seen[r] = now
+        if _inside(poly, pts[k, 0], pts[k, 1]) == inside[r]:
+            run[r] = 0
+            continue
+        if run[r] == 0:
+            run_start[r] = now
+        run[r] += 1
+        if run[r] >= inertia:
+            flips[n_flips] = r
+            n_flips += 1
+    return n_flips
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,24 +274,18 @@ class ZoneTracker:
             rows = self.table.rows_for(track_id[sel], frame_no)
             cols = self.table.cols
             pts = anchors[sel]
-            # A run does not bridge a long gap: the sighting after it starts the run again, so the
-            # run's start (the visit's start on enter) is never older than the sightings behind it.
-            stale = rows[cols["seen"][rows] < now - self.spec.max_gap_seconds]
-            cols["run"][stale] = 0
-            cols["seen"][rows] = now
             cols["xyxy"][rows] = xyxy[sel]
             cols["anchor"][rows] = pts
             cols["conf"][rows] = confidence[sel]
             cols["cls"][rows] = class_id[sel]
-            cur = points_in_polygon(self._poly, pts)
-            differs = cur != cols["inside"][rows]
-            cols["run"][rows[~differs]] = 0
-            drow = rows[differs]
-            if drow.shape[0]:
-                starting = cols["run"][drow] == 0
-                cols["run_start"][drow[starting]] = now
-                cols["run"][drow] += 1
-                flip = drow[cols["run"][drow] >= self.spec.inertia]
+            flips = np.empty(sel.shape[0], np.intp)
+            n_flips = _advance(
+                rows, np.ascontiguousarray(pts, np.float64), self._poly, float(now),
+                self.spec.max_gap_seconds, self.spec.inertia, cols["seen"], cols["run"],
+                cols["run_start"], cols["inside"], flips,
+            )  # fmt: skip
+            if n_flips:
+                flip = flips[:n_flips]
                 for r in flip.tolist():
                     cols["run"][r] = 0
                     if cols["inside"][r]:
