@@ -83,12 +83,19 @@ class TrackTable:
         else:
             self._overflowing = False
         ids = np.concatenate((self.ids, new_ids))
-        order = np.argsort(ids, kind="stable")
-        self.ids = ids[order]
-        self.last_seen = np.concatenate((self.last_seen, np.zeros(new_ids.shape[0], np.int64)))[order]
+        self.last_seen = np.concatenate((self.last_seen, np.zeros(new_ids.shape[0], np.int64)))
         for name, (dtype, shape, fill) in self._spec.items():
             fresh = np.full((new_ids.shape[0], *shape), fill, dtype)
-            self.cols[name] = np.concatenate((self.cols[name], fresh))[order]
+            self.cols[name] = np.concatenate((self.cols[name], fresh))
+        # ``new_ids`` is sorted (np.unique) and the tracker hands out growing ids, so the new rows
+        # usually belong at the end already: sort only when they do not.
+        if self.ids.shape[0] and new_ids[0] < self.ids[-1]:
+            order = np.argsort(ids, kind="stable")
+            ids = ids[order]
+            self.last_seen = self.last_seen[order]
+            for name in self.cols:
+                self.cols[name] = self.cols[name][order]
+        self.ids = ids
 
     def _take(self, rows: IntP) -> None:
         self.ids = self.ids[rows]
