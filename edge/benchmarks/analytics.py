@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.benchmarks import data_dir
+
 # Runs in a tree given by --baseline (PYTHONPATH) and in this one: uses only API both have.
 _SNIPPET = """
 import json, sys, time
@@ -87,10 +89,7 @@ def run_tree(tree: Path, mot_dir: Path, names: str) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edge bench analytics", description=__doc__.splitlines()[0])
-    default_data = Path(
-        os.environ.get("EDGE_DATA_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "data")
-    )
-    parser.add_argument("--mot-dir", type=Path, default=default_data / "mot17")
+    parser.add_argument("--mot-dir", type=Path, default=data_dir() / "mot17")
     parser.add_argument("--sequences", default="", help="comma-separated names (default: all)")
     parser.add_argument(
         "--baseline", type=Path, help="time this tree against the tree at this path (A/B, alternating)"

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from edge.benchmarks import data_dir
 from edge.benchmarks.agreement import Agreement
 from edge.detector import Detector
 from edge.errors import EdgeError
@@ -52,8 +53,7 @@ if TYPE_CHECKING:
 def default_video() -> Path:
     """``pedestrians.mp4`` in the shared data (``EDGE_DATA_DIR``, ``EDGE_SHARED_DIR``/data, or
     ``../shared/data`` next to a source checkout), as the tests find it."""
-    shared = Path(os.environ.get("EDGE_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
-    return Path(os.environ.get("EDGE_DATA_DIR", shared / "data")) / "video" / "pedestrians.mp4"
+    return data_dir() / "video" / "pedestrians.mp4"
 
 
 def read_frames(video: Path, count: int) -> list[npt.NDArray[np.uint8]]:

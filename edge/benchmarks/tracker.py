@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edge.benchmarks import data_dir
 from edge.tracking import ByteTracker
 from edge.tracking.motio import MotDetections, SeqInfo, read_mot_detections, read_seqinfo
 from edge.types import Detections
@@ -333,10 +334,7 @@ def ab_times(baseline: Path, mot_dir: Path, rounds: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edge bench tracker", description=__doc__.splitlines()[0])
-    default_data = Path(
-        os.environ.get("EDGE_DATA_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "data")
-    )
-    parser.add_argument("--mot-dir", type=Path, default=default_data / "mot17")
+    parser.add_argument("--mot-dir", type=Path, default=data_dir() / "mot17")
     parser.add_argument("--no-peers", action="store_true", help="only edge's tracker")
     parser.add_argument("--no-eval", action="store_true", help="skip TrackEval (speed only)")
     parser.add_argument("--scaling", default="10,50,200,500", help="objects per synthetic frame")
