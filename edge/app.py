@@ -33,6 +33,7 @@ from edge.errors import EdgeError
 from edge.events import new_run_id
 from edge.events.store import CounterStore, OutboxCounterStore
 from edge.lifecycle import (
+    KernelWarmup,
     LoopSignals,
     StartupError,
     StopBudget,
@@ -137,6 +138,7 @@ class App:
         self._budget = StopBudget(self.clock, settings.shutdown_timeout)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._warmup: WarmupGuard | None = None
+        self._kernels: KernelWarmup | None = None
         self._stop_requested = False
         self.exit_code = 0
 
@@ -192,6 +194,9 @@ class App:
                 raise StartupError(f"metrics: cannot listen on {where}: {exc.strerror}") from None
             stack.push_async_callback(budget.in_thread, web.stop, 5.0)
             log.info("metrics and debug view on %s", web.url)
+        # The Numba kernels compile while the model loads and warms up, before READY=1 (see KernelWarmup).
+        self._kernels = KernelWarmup()
+        self._kernels.start()
         if self.detector is None and not self._wake.is_set():  # a broken model fails before cameras open
             self.detector = await asyncio.to_thread(build_model, s, self.config_path, metrics=self.metrics)
         if self._wake.is_set():
@@ -295,15 +300,20 @@ class App:
         self.notifier.status(line)
 
     async def _detector_ready(self) -> bool:
-        """Wait for warm-up to finish, a stop, or the detector thread to fail, whichever comes first."""
-        batcher, guard = self.batcher, self._warmup
+        """Wait for the model's and the kernels' warm-up to finish, a stop, or the detector thread or
+        the kernel compilation to fail, whichever comes first."""
+        batcher, guard, kernels = self.batcher, self._warmup, self._kernels
         assert batcher is not None
         assert guard is not None
+        assert kernels is not None
         while not self._wake.is_set():
             if guard.failure is not None:  # logged as one line by the guard
                 self.exit_code = guard.failure.exit_code
                 return False
-            if batcher.ready.is_set():
+            if kernels.failure is not None:
+                self.exit_code = 70  # a bug: KernelWarmup logged it
+                return False
+            if batcher.ready.is_set() and kernels.done.is_set():
                 return True
             if batcher.failure is not None or not batcher.is_alive():
                 self.exit_code = 70  # a bug: the detector thread logged it

@@ -463,8 +463,8 @@ class LineCounter:
             ts is not None and self.spec.forward_seconds > 0.0,
             ts is not None and self.spec.backfill_seconds > 0.0,
             # The tracker reports a new track on its second frame: it was detected one frame earlier.
-            self.spec.backfill_seconds + max(frame_dt, 0.0),
-            frames_needed(self.spec.min_frames, frame_dt), self.spec.extend,
+            float(self.spec.backfill_seconds + max(frame_dt, 0.0)),
+            frames_needed(self.spec.min_frames, frame_dt), bool(self.spec.extend),
             cols["side"], cols["pos"], cols["pending"], cols["through"], cols["origin"],
             cols["first_pos"], cols["first_ts"], cols["last_pos"], cols["last_ts"], cols["ref_pos"],
             cols["ref_ts"], back_k, back_dir, cross_k, cross_dir,

@@ -281,7 +281,7 @@ class ZoneTracker:
             flips = np.empty(sel.shape[0], np.intp)
             n_flips = _advance(
                 rows, np.ascontiguousarray(pts, np.float64), self._poly, float(now),
-                self.spec.max_gap_seconds, self.spec.inertia, cols["seen"], cols["run"],
+                float(self.spec.max_gap_seconds), int(self.spec.inertia), cols["seen"], cols["run"],
                 cols["run_start"], cols["inside"], flips,
             )  # fmt: skip
             if n_flips:
