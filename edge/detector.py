@@ -374,8 +374,8 @@ class Detector:
     ) -> bool:
         """Run grey batches so the first real frames do not pay for lazy initialisation: each padded
         batch size up to ``batch_size`` (cuDNN algorithm choice, TensorRT engine build, CUDA graph
-        capture), or only ``batch_size`` where batches are not padded (CPU). Checks the real output
-        shape against the class count.
+        capture), or only ``batch_size`` where batches are not padded (CPU), and decode them (which
+        compiles the decode kernels). Checks the real output shape against the class count.
 
         ``stop`` is checked between sizes (a TensorRT engine build itself cannot be interrupted);
         ``progress`` gets one line per size before it starts, e.g. for systemd ``STATUS=``. Returns
@@ -403,6 +403,9 @@ class Detector:
                     f"{len(self.class_names)} classes, anchors]"
                 )
                 raise ModelError(msg)
+            # Decoding the grey batch (no boxes) compiles the decode kernels here, not on a real frame.
+            with self._lock:
+                self._decoder.decode_batch(out, letterbox.params(size))
         return True
 
     def _run(self, tensor: npt.NDArray[Any], n: int) -> npt.NDArray[np.float32]:
