@@ -57,7 +57,8 @@ _NO_CLS: npt.NDArray[np.int32] = np.zeros(0, np.int32)
 _NO_CONF: npt.NDArray[np.float32] = np.zeros(0, np.float32)
 _NO_BOXES: npt.NDArray[np.float32] = np.zeros((0, 4), np.float32)
 _NO_POINTS: npt.NDArray[np.float64] = np.zeros((0, 2), np.float64)
-for _a in (_NO_IDS, _NO_CLS, _NO_CONF, _NO_BOXES, _NO_POINTS):
+_NO_ROWS: npt.NDArray[np.intp] = np.zeros(0, np.intp)
+for _a in (_NO_IDS, _NO_CLS, _NO_CONF, _NO_BOXES, _NO_POINTS, _NO_ROWS):
     _a.flags.writeable = False
 
 
@@ -261,14 +262,21 @@ class CameraAnalytics:
             boxes = self._feet(boxes, dets.track_id)
         anchors = {a: anchor_points(boxes, a).astype(np.float64) for a in self._anchors} if len(dets) else {}
         links = None
+        linked = _NO_ROWS
         if dets.link_id is not None and len(dets):
-            has = np.flatnonzero((dets.link_id >= 0) & (dets.track_id >= 0))
-            if has.shape[0]:
-                links = (dets.track_id[has], dets.link_id[has])
+            linked = np.flatnonzero((dets.link_id >= 0) & (dets.track_id >= 0))
+            if linked.shape[0]:
+                links = (dets.track_id[linked], dets.link_id[linked])
         for counter in self.lines.values():
             if len(dets):
                 if links is not None:
-                    counter.inherit(links[0], links[1], frame_no)
+                    counter.inherit(
+                        links[0],
+                        links[1],
+                        frame_no,
+                        anchors[counter.spec.anchor][linked],
+                        (boxes[linked, 3] - boxes[linked, 1]).astype(np.float64),
+                    )
                 rows, dirs = counter.update(
                     dets.track_id,
                     dets.class_id,

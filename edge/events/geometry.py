@@ -35,6 +35,19 @@ def signed_distance(a: Point, b: Point, p: F64) -> F64:
     return cross(a, b, p) / length
 
 
+def distance_to_segment(a: Point, b: Point, p: F64) -> F64:
+    """``(M,)`` distance in pixels of points ``p`` from the closed segment ab (not the infinite line:
+    beyond an end it is the distance to that end)."""
+    dx = b[0] - a[0]
+    dy = b[1] - a[1]
+    length2 = dx * dx + dy * dy
+    if length2 == 0.0:
+        msg = f"degenerate line: both points are {a}"
+        raise ValueError(msg)
+    t = np.clip(((p[:, 0] - a[0]) * dx + (p[:, 1] - a[1]) * dy) / length2, 0.0, 1.0)
+    return np.hypot(p[:, 0] - (a[0] + t * dx), p[:, 1] - (a[1] + t * dy))
+
+
 def crosses_segment(a: Point, b: Point, p: F64, q: F64) -> npt.NDArray[np.bool_]:
     """``(M,)`` whether the motion segment p->q meets the closed segment ab.
 

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from numba import njit
 
 from edge.events._table import TrackTable
-from edge.events.geometry import Point, cross, crosses_segment
+from edge.events.geometry import Point, cross, crosses_segment, distance_to_segment
 from edge.types import ANCHORS
 
 if TYPE_CHECKING:
@@ -136,6 +136,15 @@ long before (at least :data:`FORWARD_MIN_SPAN_SECONDS` before). Longer is steadi
 turn sooner."""
 FORWARD_MIN_SPAN_SECONDS: float = 0.25
 """Tracks seen over less than this are not projected forward (too little to measure a velocity)."""
+
+INHERIT_COUNTED_HEIGHTS: float = 1.5
+"""A track linked to a lost one (an id switch) takes over the lost track's "already counted" flags for
+a line only if it is first seen within this many of its own box heights of the segment; farther away
+it starts with none (its committed side and last position are inherited either way). Near the line
+the link is most likely the same passage, which must not count twice; far from it, it is often another
+person (most links in a crowd are), whose own crossing the inherited flag would swallow. Higher
+suppresses more of those; lower lets more re-found fragments of one person near the line count again.
+Chosen on the development sets (1-2 heights all better than inheriting always; docs/benchmarks.md)."""
 
 _NOT_STARTED, _MEASURING, _DONE = 0, 1, 2
 
@@ -403,19 +412,39 @@ class LineCounter:
             return _EMPTY_ROWS, _EMPTY_DIRS, _EMPTY_POINTS
         return np.array(out_rows, np.intp), np.array(out_dirs, np.int8), np.array(out_pts, np.float64)
 
-    def inherit(self, child: npt.NDArray[np.int64], parent: npt.NDArray[np.int64], frame_no: int) -> None:
+    def inherit(
+        self,
+        child: npt.NDArray[np.int64],
+        parent: npt.NDArray[np.int64],
+        frame_no: int,
+        child_anchors: npt.NDArray[np.float64],
+        child_heights: npt.NDArray[np.float64],
+    ) -> None:
         """Give each new track ``child[i]`` the state of the lost track ``parent[i]``, which is dropped.
 
         The child continues the parent's passage: same committed side and last position (so a crossing
-        made in the gap between them is judged from where the parent was), same "already counted"
-        flags (so one passage never counts twice). The parent's row goes: should the tracker find the
-        parent again, it starts fresh and cannot count the passage a second time. Children already
-        known to this line and parents it never saw are skipped. The child's velocity for the forward
-        projection is its own, measured from its first sighting (a link may join two people).
+        made in the gap between them is judged from where the parent was) and, if its first anchor
+        (``child_anchors[i]``, this line's anchor rule) is within :data:`INHERIT_COUNTED_HEIGHTS` of
+        its box height (``child_heights[i]``) of the segment, the same "already counted" flags (so one
+        passage never counts twice). The parent's row goes: should the tracker find the parent again,
+        it starts fresh and cannot count the passage a second time. Children already known to this
+        line and parents it never saw are skipped. The child's velocity for the forward projection is
+        its own, measured from its first sighting (a link may join two people).
         """
-        rows = self.table.hand_over(child, parent, frame_no)
-        self.table.cols["last_ts"][rows] = -1.0
-        self.table.cols["ref_ts"][rows] = -1.0
+        if child.shape[0] == 0:
+            return
+        near = distance_to_segment(self._a, self._b, child_anchors) <= INHERIT_COUNTED_HEIGHTS * child_heights
+        cols = self.table.cols
+        # Far ones first, their flags cleared at once: the second hand-over moves rows about.
+        for sel, keeps_counted in ((~near, False), (near, True)):
+            if not sel.any():
+                continue
+            rows = self.table.hand_over(child[sel], parent[sel], frame_no)
+            cols["last_ts"][rows] = -1.0
+            cols["ref_ts"][rows] = -1.0
+            if not keeps_counted:
+                cols["counted_in"][rows] = False
+                cols["counted_out"][rows] = False
 
     def update(
         self,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.events.analytics import CameraAnalytics
-from edge.events.geometry import crosses_segment, points_in_polygon, signed_distance
+from edge.events.geometry import crosses_segment, distance_to_segment, points_in_polygon, signed_distance
 from edge.events.lines import LineSpec
 from edge.types import NO_TRACK, Detections
 
@@ -161,6 +161,27 @@ def test_geometry_helpers() -> None:
     assert inside.tolist() == [True, False, False, False]
     concave = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [5.0, 5.0], [0.0, 10.0]])
     assert points_in_polygon(concave, np.array([[5.0, 8.0], [5.0, 2.0]])).tolist() == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("point", "expected"),
+    [
+        ((320.0, 100.0), 0.0),  # on the segment
+        ((320.0, 40.0), 60.0),  # square to it, above
+        ((320.0, 130.0), 30.0),  # square to it, below
+        ((0.0, 100.0), 0.0),  # an end point
+        ((-30.0, 140.0), 50.0),  # beyond end A: the distance to A, not to the infinite line (40)
+        ((670.0, 60.0), 50.0),  # beyond end B
+    ],
+)
+def test_distance_to_segment(point: tuple[float, float], expected: float) -> None:
+    got = distance_to_segment((0.0, 100.0), (640.0, 100.0), np.array([point]))
+    assert got.tolist() == pytest.approx([expected])
+
+
+def test_distance_to_a_degenerate_segment_is_refused() -> None:
+    with pytest.raises(ValueError, match="degenerate"):
+        distance_to_segment((1.0, 1.0), (1.0, 1.0), np.zeros((1, 2)))
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,11 @@ def late_walk(t: float) -> float:
     return walk(t) - 20.0
 
 
+def u_turn(t: float) -> float:
+    """Walks down over the line (0.6 s), turns at y = 130 (0.9 s), back up over it (1.2 s) to y = 70."""
+    return walk(t) if t < 0.9 else 130.0 - 100.0 * (t - 0.9)
+
+
 def standing(_t: float) -> float:
     return 110.0
 
@@ -129,6 +134,18 @@ CASES: list[tuple[str, list[Seg], tuple[int, int]]] = [
         [Seg(1, 0.0, 0.75, walk), Seg(2, 0.75, 1.2, walk, link=1), Seg(1, 1.6, 2.2, walk)],
         (1, 0),
     ),
+    # The link's "already counted" flags are only taken over near the line (INHERIT_COUNTED_HEIGHTS,
+    # 1.5 heights = 90 px here): far from it the new id is most likely someone else.
+    (
+        "id switch far from the line after a round trip: the new id's own crossing counts",
+        [Seg(1, 0.0, 1.5, u_turn), Seg(2, 1.7, 3.2, lambda t: 100.0 * (t - 1.7) - 20.0, link=1)],
+        (2, 1),
+    ),
+    (
+        "id switch near the line after a round trip: the same passage, not counted again",
+        [Seg(1, 0.0, 1.5, u_turn), Seg(2, 1.7, 3.2, lambda t: 40.0 + 100.0 * (t - 1.7), link=1)],
+        (1, 1),
+    ),
     ("class flicker around the crossing", [Seg(1, 0.0, 1.5, walk, cls=flicker)], (1, 0)),
     # Back-projection (LineSpec.backfill_seconds, 0.5 s): a new id first seen 0.4 s after the walker
     # stepped over the line, walking on, is a crossing nobody saw; one first seen farther on is not.
@@ -183,7 +200,7 @@ CASES: list[tuple[str, list[Seg], tuple[int, int]]] = [
 @pytest.mark.parametrize("fps", [5.0, 30.0])
 @pytest.mark.parametrize(("segs", "expected"), [pytest.param(s, e, id=n) for n, s, e in CASES])
 def test_trajectory_rules(segs: list[Seg], expected: tuple[int, int], fps: float) -> None:
-    counts, classes = play(segs, fps)
+    counts, classes = play(segs, fps, duration=3.2)
     assert (sum(counts["in"].values()), sum(counts["out"].values())) == expected
     assert set(classes) <= {0}, "every crossing is counted in the track's voted class"
 
