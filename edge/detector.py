@@ -375,7 +375,8 @@ class Detector:
         """Run grey batches so the first real frames do not pay for lazy initialisation: each padded
         batch size up to ``batch_size`` (cuDNN algorithm choice, TensorRT engine build, CUDA graph
         capture), or only ``batch_size`` where batches are not padded (CPU), and decode them (which
-        compiles the decode kernels). Checks the real output shape against the class count.
+        compiles the decode kernels); letterbox a larger frame once (the resize path). Checks the real
+        output shape against the class count.
 
         ``stop`` is checked between sizes (a TensorRT engine build itself cannot be interrupted);
         ``progress`` gets one line per size before it starts, e.g. for systemd ``STATUS=``. Returns
@@ -406,6 +407,10 @@ class Detector:
             # Decoding the grey batch (no boxes) compiles the decode kernels here, not on a real frame.
             with self._lock:
                 self._decoder.decode_batch(out, letterbox.params(size))
+        # The grey input-sized frames took the single-tap path (as 1920x1080 into 640 does); a frame
+        # twice the input takes cv2.resize and the conversion kernel (as 1280x720 into 640 does), which
+        # would otherwise compile on the first such real frame.
+        letterbox.fill([np.full((2 * h, 2 * w, 3), 114, np.uint8)])
         return True
 
     def _run(self, tensor: npt.NDArray[Any], n: int) -> npt.NDArray[np.float32]:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from helpers.paths import models_dir, require
 
+import edge.preprocess as pre
 from edge.backends.openvino import openvino_available
 from edge.detector import BatchingDetector, Detector, _cuda_device_count
 from edge.errors import ModelError
@@ -43,6 +44,19 @@ def detector(request) -> Detector:
     det = Detector(path, providers="auto", max_batch=4)
     det.warmup()
     return det
+
+
+def test_warmup_runs_both_letterbox_kernels(monkeypatch):
+    # Frames that resize by one source pixel per output (1920x1080 into 640, and input-sized ones) and
+    # frames that need cv2.resize (1280x720 into 640) take different compiled kernels: warm-up runs
+    # both, so neither compiles on the first real frame.
+    calls = set()
+    for name in ("_gather_to_chw", "_bgr_to_chw"):
+        real = getattr(pre, name)
+        monkeypatch.setattr(pre, name, lambda *a, _real=real, _name=name: calls.add(_name) or _real(*a))
+    path = require(models_dir() / "yolo11n_320.onnx", "yolo11n_320.onnx")
+    Detector(path, providers="auto", max_batch=1).warmup()
+    assert calls == {"_gather_to_chw", "_bgr_to_chw"}
 
 
 def test_model_is_described_from_its_graph(detector):
