@@ -1,58 +1,17 @@
-"""Plane geometry for lines and zones (image coordinates: x right, y down).
+"""Vectorised plane geometry for lines and zones (image coordinates: x right, y down).
 
-The vector functions work on whole arrays of points at once, so the analytics never loop over
-detections in Python; the compiled scalar ones (:func:`side_of`, :func:`segment_meets`,
-:func:`inside_polygon`) are the same formulas for one point, for the per-row kernels of
-:mod:`edge.events.lines` and :mod:`edge.events.zones`. Geometry is done in ``float64``: anchors are
-``float32`` pixels, but cross products of 4K-frame coordinates lose the sign of near-collinear cases in
-``float32``.
+Every function works on whole arrays of points at once, so the analytics never loop over detections in
+Python. Geometry is done in ``float64``: anchors are ``float32`` pixels, but cross products of 4K-frame
+coordinates lose the sign of near-collinear cases in ``float32``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 F64 = npt.NDArray[np.float64]
 Point = tuple[float, float]
-
-
-@njit(cache=True, nogil=True)
-def side_of(ax: float, ay: float, bx: float, by: float, px: float, py: float) -> float:
-    """:func:`cross` for one point (the same operations in the same order)."""
-    return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
-
-
-@njit(cache=True, nogil=True)
-def segment_meets(
-    ax: float, ay: float, bx: float, by: float, px: float, py: float, qx: float, qy: float
-) -> bool:
-    """:func:`crosses_segment` for one motion p->q."""
-    dx = qx - px
-    dy = qy - py
-    da = dx * (ay - py) - dy * (ax - px)
-    db = dx * (by - py) - dy * (bx - px)
-    return da * db <= 0.0
-
-
-@njit(cache=True, nogil=True)
-def inside_polygon(poly: np.ndarray, px: float, py: float) -> bool:
-    """Whether the point lies inside the ``(K, 2)`` simple polygon: even-odd ray casting. A point
-    exactly on an edge may fall either way, which the zone inertia absorbs."""
-    k = poly.shape[0]
-    inside = False
-    for e in range(k):
-        x0 = poly[e, 0]
-        y0 = poly[e, 1]
-        x1 = poly[(e + 1) % k, 0]
-        y1 = poly[(e + 1) % k, 1]
-        # Where the edge does not straddle the ray the division is not used; guard it anyway.
-        dy = 1.0 if y1 == y0 else y1 - y0
-        x_at = x0 + (py - y0) * (x1 - x0) / dy
-        if ((y0 > py) != (y1 > py)) and px < x_at:
-            inside = not inside
-    return inside
 
 
 def cross(a: Point, b: Point, p: F64) -> F64:
@@ -105,17 +64,26 @@ def crosses_segment(a: Point, b: Point, p: F64, q: F64) -> npt.NDArray[np.bool_]
 
 
 def points_in_polygon(polygon: F64, p: F64) -> npt.NDArray[np.bool_]:
-    """``(M,)`` whether each of the ``(M, 2)`` points lies inside the ``(K, 2)`` simple polygon
-    (:func:`inside_polygon` for each)."""
-    out = np.zeros(p.shape[0], np.bool_)
-    _points_in_polygon(np.ascontiguousarray(polygon, np.float64), np.ascontiguousarray(p, np.float64), out)
-    return out
+    """``(M,)`` whether each of the ``(M, 2)`` points lies inside the ``(K, 2)`` simple polygon.
 
-
-@njit(cache=True, nogil=True)
-def _points_in_polygon(polygon: np.ndarray, p: np.ndarray, out: np.ndarray) -> None:
-    for i in range(p.shape[0]):
-        out[i] = inside_polygon(polygon, p[i, 0], p[i, 1])
+    Even-odd ray casting over all points x all edges at once (``M x K`` temporaries; zones have a handful
+    of vertices). Points exactly on an edge may fall either way, which the zone inertia absorbs.
+    """
+    if p.shape[0] == 0:
+        return np.zeros(0, np.bool_)
+    x0 = polygon[None, :, 0]
+    y0 = polygon[None, :, 1]
+    x1 = np.concatenate((x0[:, 1:], x0[:, :1]), axis=1)
+    y1 = np.concatenate((y0[:, 1:], y0[:, :1]), axis=1)
+    px = p[:, 0][:, None]
+    py = p[:, 1][:, None]
+    straddles = (y0 > py) != (y1 > py)
+    # Where the edge does not straddle the ray the division is masked out below; guard it anyway.
+    dy = np.where(y1 == y0, 1.0, y1 - y0)
+    x_at = x0 + (py - y0) * (x1 - x0) / dy
+    hits = straddles & (px < x_at)
+    inside: npt.NDArray[np.bool_] = (np.count_nonzero(hits, axis=1) % 2) == 1
+    return inside
 
 
 def is_simple_polygon(polygon: F64) -> bool:

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from numba import njit
 
 from edge.events._table import TrackTable
-from edge.events.geometry import Point, cross, crosses_segment, distance_to_segment, segment_meets, side_of
+from edge.events.geometry import Point, cross, crosses_segment, distance_to_segment
 from edge.types import ANCHORS
 
 if TYPE_CHECKING:
@@ -150,6 +150,22 @@ _NOT_STARTED, _MEASURING, _DONE = 0, 1, 2
 
 
 @njit(cache=True, nogil=True)
+def _side_of(ax: float, ay: float, bx: float, by: float, px: float, py: float) -> float:
+    """:func:`edge.events.geometry.cross` for one point (the same operations in the same order)."""
+    return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
+
+
+@njit(cache=True, nogil=True)
+def _meets(ax: float, ay: float, bx: float, by: float, px: float, py: float, qx: float, qy: float) -> bool:
+    """:func:`edge.events.geometry.crosses_segment` for one motion p->q."""
+    dx = qx - px
+    dy = qy - py
+    da = dx * (ay - py) - dy * (ax - px)
+    db = dx * (by - py) - dy * (bx - px)
+    return da * db <= 0.0
+
+
+@njit(cache=True, nogil=True)
 def _advance(
     rows: np.ndarray,
     pts: np.ndarray,
@@ -205,7 +221,7 @@ def _advance(
             last_pos[r, 0] = px
             last_pos[r, 1] = py
             last_ts[r] = ts
-        dist = side_of(ax, ay, bx, by, px, py)
+        dist = _side_of(ax, ay, bx, by, px, py)
         cur = 1 if dist > md else (-1 if dist < -md else 0)
         committed = side[r]
         fresh = committed == 0 and cur != 0
@@ -225,14 +241,14 @@ def _advance(
                 vy = (py - fy) / age
                 kx = fx - vx * back_horizon
                 ky = fy - vy * back_horizon
-                fs = np.sign(side_of(ax, ay, bx, by, fx, fy))
-                ks = np.sign(side_of(ax, ay, bx, by, kx, ky))
+                fs = np.sign(_side_of(ax, ay, bx, by, fx, fy))
+                ks = np.sign(_side_of(ax, ay, bx, by, kx, ky))
                 if (
                     fs != 0
                     and ks == -fs
                     and committed == fs
                     and pending[r] == 0
-                    and segment_meets(ax, ay, bx, by, kx, ky, fx, fy)
+                    and _meets(ax, ay, bx, by, kx, ky, fx, fy)
                 ):
                     back_k[n_back] = k
                     back_dir[n_back] = int(fs)
@@ -248,7 +264,7 @@ def _advance(
             # On the other side: extend (or start) the pending run. Neutral sightings (on the line,
             # or within min_distance) neither extend nor cancel it.
             if pending[r] == 0:
-                through[r] = extend or segment_meets(ax, ay, bx, by, pos[r, 0], pos[r, 1], px, py)
+                through[r] = extend or _meets(ax, ay, bx, by, pos[r, 0], pos[r, 1], px, py)
             pending[r] += 1
             if pending[r] >= need:
                 went_through = through[r]

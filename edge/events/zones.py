@@ -17,7 +17,7 @@ import numpy.typing as npt
 from numba import njit
 
 from edge.events._table import TrackTable
-from edge.events.geometry import Point, inside_polygon, is_simple_polygon
+from edge.events.geometry import Point, is_simple_polygon
 from edge.types import ANCHORS
 
 if TYPE_CHECKING:
@@ -27,6 +27,24 @@ ENTER: int = 1
 EXIT_LEFT: int = 2
 EXIT_LOST: int = 3
 LOITER: int = 4
+
+
+@njit(cache=True, nogil=True)
+def _inside(poly: np.ndarray, px: float, py: float) -> bool:
+    """:func:`edge.events.geometry.points_in_polygon` for one point (the same even-odd ray casting,
+    the same operations)."""
+    k = poly.shape[0]
+    inside = False
+    for e in range(k):
+        x0 = poly[e, 0]
+        y0 = poly[e, 1]
+        x1 = poly[(e + 1) % k, 0]
+        y1 = poly[(e + 1) % k, 1]
+        dy = 1.0 if y1 == y0 else y1 - y0
+        x_at = x0 + (py - y0) * (x1 - x0) / dy
+        if ((y0 > py) != (y1 > py)) and px < x_at:
+            inside = not inside
+    return inside
 
 
 @njit(cache=True, nogil=True)
@@ -54,7 +72,7 @@ def _advance(
         if seen[r] < now - max_gap:
             run[r] = 0
         seen[r] = now
-        if inside_polygon(poly, pts[k, 0], pts[k, 1]) == inside[r]:
+        if _inside(poly, pts[k, 0], pts[k, 1]) == inside[r]:
             run[r] = 0
             continue
         if run[r] == 0:
