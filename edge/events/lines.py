@@ -149,6 +149,10 @@ Chosen on the development sets (1-2 heights all better than inheriting always; d
 _NOT_STARTED, _MEASURING, _DONE = 0, 1, 2
 
 
+# The scalar twins of edge.events.geometry live here, beside the kernel that calls them, on purpose:
+# Numba's on-disk cache keys a compiled kernel on its own source file only, so a kernel that called a
+# compiled helper from another file would keep running the old helper after an in-place upgrade
+# changed it (numba#1833; a documented limitation of cache=True).
 @njit(cache=True, nogil=True)
 def _side_of(ax: float, ay: float, bx: float, by: float, px: float, py: float) -> float:
     """:func:`edge.events.geometry.cross` for one point (the same operations in the same order)."""

@@ -29,6 +29,10 @@ EXIT_LOST: int = 3
 LOITER: int = 4
 
 
+# This scalar twin of edge.events.geometry.points_in_polygon lives here, beside the kernel that calls
+# it, on purpose: Numba's on-disk cache keys a compiled kernel on its own source file only, so a
+# kernel that called a compiled helper from another file would keep running the old helper after an
+# in-place upgrade changed it (numba#1833; a documented limitation of cache=True).
 @njit(cache=True, nogil=True)
 def _inside(poly: np.ndarray, px: float, py: float) -> bool:
     """:func:`edge.events.geometry.points_in_polygon` for one point (the same even-odd ray casting,
