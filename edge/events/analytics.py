@@ -266,16 +266,14 @@ class CameraAnalytics:
         if dets.link_id is not None and len(dets):
             linked = np.flatnonzero((dets.link_id >= 0) & (dets.track_id >= 0))
             if linked.shape[0]:
-                links = (dets.track_id[linked], dets.link_id[linked])
+                # Child ids, lost (parent) ids and the children's box heights, the same for every line.
+                heights = (boxes[linked, 3] - boxes[linked, 1]).astype(np.float64)
+                links = (dets.track_id[linked], dets.link_id[linked], heights)
         for counter in self.lines.values():
             if len(dets):
                 if links is not None:
                     counter.inherit(
-                        links[0],
-                        links[1],
-                        frame_no,
-                        anchors[counter.spec.anchor][linked],
-                        (boxes[linked, 3] - boxes[linked, 1]).astype(np.float64),
+                        links[0], links[1], frame_no, anchors[counter.spec.anchor][linked], links[2]
                     )
                 rows, dirs = counter.update(
                     dets.track_id,
