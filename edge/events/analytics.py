@@ -37,6 +37,16 @@ one; 0.15 and 0.3 were measured (docs/analytics.md)."""
 AMODAL_TAU_S: float = 1.0
 """Time constant (s) with which the reference height follows a track that gets smaller (walking
 away). Longer holds the reference through longer occlusions; shorter follows real shrinking sooner."""
+AMODAL_MIN_WIDTH: float = 0.8
+"""A short box is only taken as cut off at the bottom if it is at least this fraction of its track's
+reference width: hidden legs leave the shoulders as wide as before. A box that is both much shorter
+and narrower is a smaller object, most often another person farther away that the track has moved
+to, and its track's references restart from it. Lower keeps the estimate for more boxes (a walker's
+stride widens the full box), higher drops more stale references. 0.8 and 0.9 measured the same
+(docs/benchmarks.md)."""
+AMODAL_TOP_MARGIN: float = 0.1
+"""A box whose top is within this fraction of its reference height of the image's top edge is cut
+off by the frame at the top, not hidden at the bottom: its bottom is the feet and is kept."""
 
 CLASS_VOTE_SECONDS: float = 0.5
 """Cap of a track's class vote (see :meth:`CameraAnalytics._vote`), in seconds of sightings: a track
@@ -111,6 +121,7 @@ class CameraAnalytics:
                 "cls": (np.int32, (), -1),
                 "votes": (np.float32, (), 0.0),
                 "href": (np.float32, (), 0.0),
+                "wref": (np.float32, (), 0.0),
                 "box": (np.float32, (4,), 0.0),
                 "conf": (np.float32, (), 0.0),
             },
@@ -383,20 +394,28 @@ class CameraAnalytics:
             return boxes
         idx, _found = self._classes.find(track_id[sel])
         href = self._classes.cols["href"]
-        h = boxes[sel, 3] - boxes[sel, 1]
+        wref = self._classes.cols["wref"]
+        top = boxes[sel, 1]
+        h = boxes[sel, 3] - top
+        w = boxes[sel, 2] - boxes[sel, 0]
         ref = href[idx]
+        ref_w = wref[idx]
         out = boxes.copy()
-        short = (ref > 0) & (h < (1.0 - AMODAL_TOLERANCE) * ref)
-        out[sel[short], 3] = boxes[sel[short], 1] + ref[short]
+        shorter = (ref > 0) & (h < (1.0 - AMODAL_TOLERANCE) * ref)
+        # Shorter and narrower: not hidden legs but a smaller object (on the development sets nearly
+        # every such box was another person the track had moved to, whose own feet the box shows).
+        smaller = shorter & (w < AMODAL_MIN_WIDTH * ref_w)
+        short = shorter & ~smaller & (top > AMODAL_TOP_MARGIN * ref)
+        out[sel[short], 3] = top[short] + ref[short]
         dt = self._frame_dt if self._frame_dt > 0 else 1.0 / 30.0
-        # The reference grows fast (a walker coming closer), shrinks with a time constant of
+        # The references grow fast (a walker coming closer), shrink with a time constant of
         # AMODAL_TAU_S (walking away), and 4x slower still through a short box, so an occlusion
-        # does not teach it the occluded height; a track that really shrank is followed anyway.
+        # does not teach them the occluded height; a track that really shrank is followed anyway.
+        # A smaller object restarts them.
         tau = np.where(short, 4.0 * AMODAL_TAU_S, AMODAL_TAU_S)
         down = (1.0 - np.exp(-dt / tau)).astype(np.float32)
-        grow = h > ref
-        new = np.where(ref == 0, h, np.where(grow, ref + np.float32(0.5) * (h - ref), ref + down * (h - ref)))
-        href[idx] = new
+        href[idx] = _follow(ref, h, down, smaller)
+        wref[idx] = _follow(ref_w, w, down, smaller)
         return out
 
     def _observe_rate(self, ts_mono: float) -> None:
@@ -515,6 +534,18 @@ class CameraAnalytics:
             self._metrics.zone_occupancy.labels(
                 camera=self.camera, zone=zone.spec.name, class_name=self._class_name(cls)
             ).set(occupancy.get(cls, 0))
+
+
+def _follow(
+    ref: npt.NDArray[np.float32],
+    size: npt.NDArray[np.float32],
+    down: npt.NDArray[np.float32],
+    restart: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.float32]:
+    """A feet reference (height or width) after one sighting of ``size``: halfway up at once, down by
+    the fraction ``down``; the size itself on the first sighting and where ``restart``."""
+    moved = np.where(size > ref, ref + np.float32(0.5) * (size - ref), ref + down * (size - ref))
+    return np.where((ref == 0) | restart, size, moved).astype(np.float32)
 
 
 def _unique(what: str, names: list[str]) -> None:

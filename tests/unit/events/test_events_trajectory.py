@@ -35,6 +35,7 @@ class Seg:
     cls: Callable[[float], int] = lambda _t: 0
     bottom: Callable[[float], float | None] = lambda _t: None  # where the box ends if legs are hidden
     removed: float | None = None  # when the tracker gives the id up (reports it removed)
+    box: Callable[[float], tuple[float, float, float, float] | None] = lambda _t: None  # whole box, if set
 
 
 def walk(t: float) -> float:
@@ -61,6 +62,24 @@ def occluded_legs(t: float) -> float | None:
     return 85.0 if t >= 0.5 and round(t * 1000) % 400 < 200 else None
 
 
+def onto_a_smaller_person(t: float) -> tuple[float, float, float, float]:
+    # A tall person standing 10 px above the line; after 1 s the id is on someone farther away (half
+    # as tall and as wide) 5 px above it.
+    return (310.0, 30.0, 330.0, 90.0) if t < 1.0 else (315.0, 65.0, 325.0, 95.0)
+
+
+def legs_hidden_narrower(t: float) -> tuple[float, float, float, float] | None:
+    # occluded_legs, with the cut box 10 % narrower (the legs' stride no longer in it).
+    return (311.0, 50.0, 329.0, 85.0) if occluded_legs(t) is not None else None
+
+
+def out_of_the_top(t: float) -> tuple[float, float, float, float]:
+    # A 120 px tall person walking up at 100 px/s (over the line at 1.0 s) and out of the frame's top:
+    # from 0.8 s on the frame cuts the head off and the box gets shorter from the top.
+    feet = 200.0 - 100.0 * t
+    return (310.0, max(0.0, feet - 120.0), 330.0, feet)
+
+
 def flicker(t: float) -> int:
     return 1 if 0.5 <= t < 0.7 else 0  # "bicycle" for 0.2 s around the crossing
 
@@ -84,7 +103,10 @@ def play(
                 continue
             feet = s.y(t)
             bottom = s.bottom(t)
-            boxes.append([310.0, feet - HEIGHT, 330.0, feet if bottom is None else bottom])
+            whole = s.box(t)
+            if whole is None:
+                whole = (310.0, feet - HEIGHT, 330.0, feet if bottom is None else bottom)
+            boxes.append(list(whole))
             ids.append(s.track_id)
             cls.append(s.cls(t))
             links.append(s.link if s.track_id not in reported else -1)
@@ -108,6 +130,22 @@ CASES: list[tuple[str, list[Seg], tuple[int, int]]] = [
         "occlusion jitter: standing below the line, legs hidden on and off",
         [Seg(1, 0.0, 3.0, standing, bottom=occluded_legs)],
         (0, 0),
+    ),
+    (
+        "occlusion jitter, the cut box a little narrower",
+        [Seg(1, 0.0, 3.0, standing, box=legs_hidden_narrower)],
+        (0, 0),
+    ),
+    # The feet estimate of that rule must not fire on boxes that are short for other reasons.
+    (
+        "id moves to a smaller person just above the line: no feet below it",
+        [Seg(1, 0.0, 2.5, standing, box=onto_a_smaller_person)],
+        (0, 0),
+    ),
+    (
+        "walks up over the line and out of the frame's top: the cut-off head is not hidden legs",
+        [Seg(1, 0.0, 1.8, standing, box=out_of_the_top)],
+        (0, 1),
     ),
     (
         "lost on side A, found on side B with the same id",
