@@ -33,7 +33,7 @@ AMODAL_TOLERANCE: float = 0.3
 """A tracked box more than this fraction shorter than its track's reference height is taken as cut
 off at the bottom (legs hidden by a bench, a car, another person): its bottom anchors are placed at
 top + reference height. Lower catches smaller occlusions but also treats a crouch or a sloppy box as
-one; 0.15 and 0.3 were measured (docs/analytics.md)."""
+one; 0.15 to 0.75 were measured (docs/benchmarks.md)."""
 AMODAL_TAU_S: float = 1.0
 """Time constant (s) with which the reference height follows a track that gets smaller (walking
 away). Longer holds the reference through longer occlusions; shorter follows real shrinking sooner."""
