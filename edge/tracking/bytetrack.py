@@ -321,7 +321,7 @@ class ByteTracker:
             # this changes nothing either.
             self.last_shift = shift_tracks(
                 sc.xyxy, sc.scores, n, self.track_thresh, self.camera_motion_tol,
-                st.mean, st.state, st.activated, st.live, st.n_live,
+                st.mean, st.state, st.activated, st.live, st.n_live, k.TRACKED,
             )  # fmt: skip
         status, out = _step(st, sc, self._params, n)
         if status != k.OK:
@@ -377,8 +377,9 @@ def _compile() -> None:
             np.empty(n, np.int64),
         )  # fmt: skip
         shift_tracks(
-            scratch.xyxy, scratch.scores, n, 0.6, 0.5, st.mean, st.state, st.activated, st.live, st.n_live
-        )
+            scratch.xyxy, scratch.scores, n, 0.6, 0.5, st.mean, st.state, st.activated, st.live, st.n_live,
+            k.TRACKED,
+        )  # fmt: skip
 
 
 def warmup() -> float:

@@ -31,8 +31,6 @@ import math
 import numpy as np
 from numba import njit
 
-from edge.tracking.kernels import TRACKED
-
 CANDIDATE_TRACKS = 10
 """Tallest tracks whose pairs propose shifts (tall = near = measured best); bounds the cost."""
 HEIGHT_RATIO = 1.3
@@ -91,8 +89,13 @@ def shift_tracks(
     activated: np.ndarray,
     live: np.ndarray,
     n_live: int,
+    tracked: int,
 ) -> tuple[float, float]:
     """Estimate the camera's shift since the last frame and add it to every live track's mean.
+
+    ``tracked`` is the tracker's state code of a tracked track (``edge.tracking.kernels.TRACKED``). It
+    is an argument, not an import, because Numba's on-disk cache freezes a global from another file
+    and does not notice when that file changes (numba#1833; see tests/unit/test_numba_cache.py).
 
     Returns the shift applied in pixels, ``(0, 0)`` when none is (see the module docstring).
     """
@@ -107,7 +110,7 @@ def shift_tracks(
     n_t = 0
     for k in range(n_live):
         s = live[k]
-        if state[s] == TRACKED and activated[s] and mean[s, 3] > 0.0:
+        if state[s] == tracked and activated[s] and mean[s, 3] > 0.0:
             tc[n_t, 0] = mean[s, 0] + mean[s, 4]
             tc[n_t, 1] = mean[s, 1] + mean[s, 5]
             tc[n_t, 2] = mean[s, 3]
