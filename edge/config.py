@@ -89,7 +89,7 @@ class LineConfig(_Strict):
     )
     extend: bool = Field(False, description="treat AB as an infinite line instead of a segment")
     min_frames: int = Field(
-        2,
+        3,
         ge=1,
         description="frames at 30 fps the anchor must stay on the new side (the same time at any fps); "
         "more = less flicker, later count",

@@ -44,9 +44,11 @@ class LineSpec:
             people and cars seen from above-front; ``center`` suits top-down views.
         classes: class ids counted, ``None`` for all.
         labels: display labels for ``in`` and ``out`` (e.g. ``{"in": "enter", "out": "leave"}``).
-        min_frames: frames the anchor must be seen on the new side before a crossing is committed.
-            Higher rejects more flicker and more id switches near the line but misses tracks that cross
-            and vanish within fewer frames; at low fps use 1-2.
+        min_frames: frames at 30 fps the anchor must be seen on the new side before a crossing is
+            committed (see :func:`frames_needed`). Higher rejects longer wiggles over the line and more
+            id switches near it, and counts later. A track lost during the hold still counts when the
+            tracker gives it up (:meth:`LineCounter.project`), about ``track_buffer`` later. 3 (0.1 s)
+            was chosen on the development sets of docs/benchmarks.md.
         min_distance: pixels the anchor must be from the line to count as being on a side. Higher
             rejects box jitter of large objects; too high misses objects that clip the line at an angle.
         extend: treat AB as an infinite line (counts crossings beyond the end points too).
@@ -69,7 +71,7 @@ class LineSpec:
     anchor: str = "bottom_center"
     classes: frozenset[int] | None = None
     labels: Mapping[str, str] = field(default_factory=lambda: {"in": "in", "out": "out"})
-    min_frames: int = 2
+    min_frames: int = 3
     min_distance: float = 0.0
     extend: bool = False
     count_repeats: bool = False
@@ -118,7 +120,7 @@ def frames_needed(min_frames: int, frame_dt: float) -> int:
 
     ``min_frames`` is counted at 30 fps: the hold lasts ``min_frames / 30`` s of video whatever the
     rate, so a camera processed at 5 fps needs ``ceil(min_frames * 5 / 30)`` sightings (1 for the
-    default 2), not 2 frames = 0.4 s, during which a walker at 5 fps is often lost or already gone.
+    default 3), not 3 frames = 0.6 s, during which a walker at 5 fps is often lost or already gone.
     Unknown spacing (``frame_dt <= 0``) counts frames as given.
     """
     if frame_dt <= 0.0:
@@ -365,15 +367,23 @@ class LineCounter:
         track's class): the input rows that crossed, their directions and last anchors. Counts are
         updated.
 
+        **A run under way** when the track was given up: it was last seen on the other side, through
+        the segment, for fewer than ``min_frames`` frames, and nothing brought it back. It counts now:
+        the hold is there to reject flicker, which a track that went on over the line and was lost
+        there is not. (Before this, a longer hold lost every walker the detector dropped right after
+        a line; see docs/benchmarks.md.)
+
         **Forward projection** (``forward_seconds``): a track last seen on its committed side, with
         no run to the other side under way, whose path from its last sighting projected
         ``forward_seconds`` ahead at its recent velocity (see :data:`FORWARD_WINDOW_SECONDS`) crosses
         AB, counts a crossing into the other side. People who vanish while walking over a line
-        (occluded, out of the frame, missed by the detector) would otherwise never count. A track
-        continued by a linked successor has already handed its row over, so nothing is projected
-        for it. Needs capture times (the ``ts`` of :meth:`update`).
+        (occluded, out of the frame, missed by the detector) would otherwise never count. Needs
+        capture times (the ``ts`` of :meth:`update`).
+
+        A track continued by a linked successor has already handed its row over, so nothing is
+        counted for it here.
         """
-        if self.spec.forward_seconds <= 0.0 or track_ids.shape[0] == 0 or len(self.table) == 0:
+        if track_ids.shape[0] == 0 or len(self.table) == 0:
             return _EMPTY_ROWS, _EMPTY_DIRS, _EMPTY_POINTS
         idx, found = self.table.find(track_ids)
         if self._classes is not None:
@@ -382,15 +392,44 @@ class LineCounter:
         rows = idx[inputs]
         cols = self.table.cols
         side = cols["side"][rows]
+        pending = cols["pending"][rows] > 0
+        out_rows: list[int] = []
+        out_dirs: list[int] = []
+        out_pts: list[npt.NDArray[np.float64]] = []
+        # Runs under way; their event carries the last sighting (known with capture times) or else
+        # the last position on the old side.
+        for k in np.flatnonzero((side != 0) & pending & cols["through"][rows]).tolist():
+            r = int(rows[k])
+            direction = -int(side[k])
+            if self._fire(r, direction, int(class_id[int(inputs[k])]), self.spec.count_repeats):
+                out_rows.append(int(inputs[k]))
+                out_dirs.append(direction)
+                out_pts.append(cols["last_pos"][r] if cols["last_ts"][r] >= 0.0 else cols["pos"][r])
+        if self.spec.forward_seconds > 0.0:
+            self._forward(inputs, rows, side, pending, class_id, out_rows, out_dirs, out_pts)
+        if not out_rows:
+            return _EMPTY_ROWS, _EMPTY_DIRS, _EMPTY_POINTS
+        return np.array(out_rows, np.intp), np.array(out_dirs, np.int8), np.array(out_pts, np.float64)
+
+    def _forward(
+        self,
+        inputs: npt.NDArray[np.intp],
+        rows: npt.NDArray[np.intp],
+        side: npt.NDArray[np.int8],
+        pending: npt.NDArray[np.bool_],
+        class_id: npt.NDArray[np.int32],
+        out_rows: list[int],
+        out_dirs: list[int],
+        out_pts: list[npt.NDArray[np.float64]],
+    ) -> None:
+        """The forward projection of :meth:`project`; appends what it counts to the ``out_`` lists."""
+        cols = self.table.cols
         span = cols["last_ts"][rows] - cols["ref_ts"][rows]
         cand = np.flatnonzero(
-            (side != 0)
-            & (cols["pending"][rows] == 0)
-            & (cols["ref_ts"][rows] >= 0.0)
-            & (span >= FORWARD_MIN_SPAN_SECONDS - 1e-6)
+            (side != 0) & ~pending & (cols["ref_ts"][rows] >= 0.0) & (span >= FORWARD_MIN_SPAN_SECONDS - 1e-6)
         )
         if cand.shape[0] == 0:
-            return _EMPTY_ROWS, _EMPTY_DIRS, _EMPTY_POINTS
+            return
         rr = rows[cand]
         last = cols["last_pos"][rr]
         velocity = (last - cols["ref_pos"][rr]) / span[cand, None]
@@ -399,11 +438,8 @@ class LineCounter:
         s1 = np.sign(cross(self._a, self._b, ahead)).astype(np.int8)
         over = np.flatnonzero((s0 == side[cand]) & (s1 == -side[cand]))
         if over.shape[0] == 0:
-            return _EMPTY_ROWS, _EMPTY_DIRS, _EMPTY_POINTS
+            return
         hit = over[crosses_segment(self._a, self._b, last[over], ahead[over])]
-        out_rows: list[int] = []
-        out_dirs: list[int] = []
-        out_pts: list[npt.NDArray[np.float64]] = []
         for k in hit.tolist():  # once per counted crossing
             direction = -int(side[cand[k]])
             row = int(inputs[cand[k]])
@@ -412,9 +448,6 @@ class LineCounter:
             out_rows.append(row)
             out_dirs.append(direction)
             out_pts.append(last[k])
-        if not out_rows:
-            return _EMPTY_ROWS, _EMPTY_DIRS, _EMPTY_POINTS
-        return np.array(out_rows, np.intp), np.array(out_dirs, np.int8), np.array(out_pts, np.float64)
 
     def inherit(
         self,

@@ -20,7 +20,7 @@ from edge.events.model import Event, iso_ms
 from edge.metrics import Metrics
 from edge.types import Detections
 
-LINE = LineSpec("door", (0.0, 100.0), (640.0, 100.0))
+LINE = LineSpec("door", (0.0, 100.0), (640.0, 100.0), min_frames=2)  # frames as given: a 2-frame hold
 ZONE = ZoneSpec("hall", ((0.0, 110.0), (640.0, 110.0), (640.0, 400.0), (0.0, 400.0)), inertia=1)
 
 
@@ -166,7 +166,9 @@ def test_occupancy_gauge_drops_to_zero_when_the_zone_empties() -> None:
 
 
 def test_specs_normalise_their_inputs() -> None:
-    loose = LineSpec("door", [0, 100], [640, 100], classes={0}, labels={"in": "enter"})  # type: ignore[arg-type]
+    loose = LineSpec(
+        "door", [0, 100], [640, 100], classes={0}, labels={"in": "enter"}, min_frames=2  # type: ignore[arg-type]
+    )
     assert loose == replace(LINE, classes=frozenset({0}), labels={"in": "enter", "out": "out"})
     zone = ZoneSpec("hall", [[0, 110], [640, 110], [640, 400], [0, 400]], inertia=1)  # type: ignore[arg-type]
     assert zone == ZONE

@@ -16,7 +16,9 @@ from edge.types import NO_TRACK, Detections
 Path = list[tuple[float, float] | None]
 
 # A horizontal line across a 640-px wide frame; "in" is downwards (the right-hand side of A->B on screen).
-H = LineSpec("h", (0.0, 100.0), (640.0, 100.0))
+# The cases here were written for a hold of 2 frames (no capture times, so frames count as given); the
+# default hold, 3 frames at 30 fps, is covered by test_events_trajectory.py.
+H = LineSpec("h", (0.0, 100.0), (640.0, 100.0), min_frames=2)
 
 
 def box_at(x: float, y: float, w: float = 20.0, h: float = 40.0) -> list[float]:
@@ -72,7 +74,7 @@ CASES: list[tuple[str, LineSpec, Path, int, tuple[int, int]]] = [
     # supervision#2598: flicker after a real crossing must not add an opposite-direction count.
     ("crossing, then flicker on the line", H, ys(320, 80, 110, 120, *([99, 101] * 10)), 1, (1, 0)),
     # supervision#1838: a line next to the frame edge, boxes clipped to a 480-px frame.
-    ("line 2 px above the bottom edge", LineSpec("edge", (0.0, 478.0), (640.0, 478.0)),
+    ("line 2 px above the bottom edge", LineSpec("edge", (0.0, 478.0), (640.0, 478.0), min_frames=2),
      ys(320, 460, 470, 477, 480, 480, 480), 1, (1, 0)),
     ("unconfirmed track walks across", H, ys(320, 80, 90, 110, 120, 130), NO_TRACK, (0, 0)),
     ("in, out, in counts once each way", H, ys(320, 90, 110, 120, 90, 80, 110, 120), 1, (1, 1)),
@@ -86,10 +88,10 @@ CASES: list[tuple[str, LineSpec, Path, int, tuple[int, int]]] = [
     ("min_distance passes a clear crossing", replace(H, min_distance=5.0), ys(320, 94, 102, 106, 107), 1,
      (1, 0)),
     ("born on the line, leaves downwards", H, ys(320, 100, 110, 120), 1, (0, 0)),
-    ("diagonal line: right-hand side is in", LineSpec("d", (0.0, 0.0), (100.0, 100.0)),
+    ("diagonal line: right-hand side is in", LineSpec("d", (0.0, 0.0), (100.0, 100.0), min_frames=2),
      [(80, 20), (20, 80), (10, 90)], 1, (1, 0)),
-    ("reversed line swaps directions", LineSpec("r", (640.0, 100.0), (0.0, 100.0)), ys(320, 80, 110, 120), 1,
-     (0, 1)),
+    ("reversed line swaps directions", LineSpec("r", (640.0, 100.0), (0.0, 100.0), min_frames=2),
+     ys(320, 80, 110, 120), 1, (0, 1)),
 ]
 
 

@@ -27,7 +27,7 @@ CHILD = textwrap.dedent(
     store = CounterStore(state_dir)
     analytics = CameraAnalytics(
         "cam/1",
-        [LineSpec("door", (0.0, 100.0), (640.0, 100.0))],
+        [LineSpec("door", (0.0, 100.0), (640.0, 100.0), min_frames=2)],
         [ZoneSpec("hall", ((0.0, 110.0), (640.0, 110.0), (640.0, 400.0), (0.0, 400.0)), inertia=1)],
         run_id=f"run{first_id}",
     )

@@ -80,6 +80,16 @@ def out_of_the_top(t: float) -> tuple[float, float, float, float]:
     return (310.0, max(0.0, feet - 120.0), 330.0, feet)
 
 
+def steps_over_and_vanishes(t: float) -> float:
+    """On the line at 0.71 s: at 30 fps seen once past it (0.733 s) before the detector loses it."""
+    return 29.0 + 100.0 * t
+
+
+def wiggle(t: float) -> float:
+    """Standing 10 px above the line; its box reaches 3 px past it for 2 frames at 30 fps (0.5-0.56 s)."""
+    return 103.0 if 0.5 <= t < 0.56 else 90.0
+
+
 def flicker(t: float) -> int:
     return 1 if 0.5 <= t < 0.7 else 0  # "bicycle" for 0.2 s around the crossing
 
@@ -225,6 +235,14 @@ CASES: list[tuple[str, list[Seg], tuple[int, int]]] = [
     (
         "vanishes before the line, found again past it as a linked id: counted once",
         [Seg(1, 0.0, 0.65, late_walk, removed=2.2), Seg(2, 0.9, 1.8, walk, link=1)],
+        (1, 0),
+    ),
+    # The hold (min_frames, 3 frames at 30 fps) rejects a short wiggle over the line; a track lost
+    # during its hold, after stepping over the line, still counts when it is given up.
+    ("a 2-frame wiggle over the line and back: no crossing", [Seg(1, 0.0, 1.5, wiggle)], (0, 0)),
+    (
+        "steps over the line and vanishes during the hold, given up later: counted once",
+        [Seg(1, 0.0, 0.75, steps_over_and_vanishes, removed=2.2)],
         (1, 0),
     ),
     (
