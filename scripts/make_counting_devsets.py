@@ -15,6 +15,12 @@ read like MOT17:
   turn of 40 % of the width over 1.5 s at 40 % of the sequence (up to 27 px per frame at 30 fps).
   Detections whose centre leaves the frame are dropped. Pure translation: a turning car also
   changes the perspective, which this does not model.
+* ``DEST/zooms``: the same three sequences as if the camera moved forward and back (a camera on a
+  walking person or a vehicle): every box is scaled about a point near the frame's centre by
+  ``1.25 + 0.25 sin(2 pi t / 10 s)`` (up to 16 % per second, about a walker's pace towards people
+  10 m away), so boxes near the edges move outward fast and grow while those at the centre barely
+  move. Boxes whose centre leaves the frame are dropped. One scale for every depth: real forward
+  motion enlarges near people faster than far ones.
 
     .venv/bin/python scripts/make_counting_devsets.py /tmp/dev
     .venv/bin/python -m edge bench counting --data /tmp/dev/mot15 --rates native 5
@@ -98,9 +104,42 @@ def pans(src: Path, dest: Path) -> list[str]:
     return names
 
 
+def zoom_scale(fps: float, length: int) -> npt.NDArray[np.float64]:
+    """Scale of the scene about the zoom centre per frame (index = frame - 1)."""
+    t = np.arange(1, length + 1) / fps
+    return 1.25 + 0.25 * np.sin(2.0 * np.pi * t / 10.0)
+
+
+def zooms(src: Path, dest: Path) -> list[str]:
+    names = []
+    for name in PAN_SEQUENCES:
+        info = read_info(src / name / "seqinfo.ini")
+        fps, length, width, height = info
+        scale = zoom_scale(fps, length)
+        centre = np.array([0.5 * width, 0.45 * height])
+
+        def move(
+            rows: Rows, scale: npt.NDArray[np.float64] = scale, centre: npt.NDArray[np.float64] = centre
+        ) -> Rows:
+            out = rows.copy()
+            s = scale[rows[:, 0].astype(np.int64) - 1, None]
+            out[:, 2:4] = centre + s * (rows[:, 2:4] - centre)
+            out[:, 4:6] = s * rows[:, 4:6]
+            return out
+
+        det = move(np.loadtxt(src / name / "det.txt", delimiter=",", ndmin=2))
+        cx = det[:, 2] + det[:, 4] / 2.0
+        cy = det[:, 3] + det[:, 5] / 2.0
+        det = det[(cx > 0) & (cx < width) & (cy > 0) & (cy < height)]
+        gt = move(np.loadtxt(src / name / "gt.txt", delimiter=",", ndmin=2))
+        write_sequence(dest / f"{name}z", f"{name}z", info, det, gt)
+        names.append(f"{name}z")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("dest", type=Path, help="folder to write mot15/ and pans/ into")
+    ap.add_argument("dest", type=Path, help="folder to write mot15/, pans/ and zooms/ into")
     ap.add_argument("--data", type=Path, default=SHARED, help="shared/data (with mot15/ and mot17/)")
     args = ap.parse_args(argv)
     if not (args.data / "mot15").is_dir() or not (args.data / "mot17").is_dir():
@@ -108,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     a = mot15(args.data / "mot15", args.dest / "mot15")
     b = pans(args.data / "mot17", args.dest / "pans")
-    print(f"{args.dest / 'mot15'}: {', '.join(a)}\n{args.dest / 'pans'}: {', '.join(b)}")
+    c = zooms(args.data / "mot17", args.dest / "zooms")
+    for group, names in (("mot15", a), ("pans", b), ("zooms", c)):
+        print(f"{args.dest / group}: {', '.join(names)}")
     return 0
 
 
