@@ -17,7 +17,7 @@ read like MOT17:
   changes the perspective, which this does not model.
 * ``DEST/zooms``: the same three sequences as if the camera moved forward and back (a camera on a
   walking person or a vehicle): every box is scaled about a point near the frame's centre by
-  ``1.25 + 0.25 sin(2 pi t / 10 s)`` (up to 16 % per second, about a walker's pace towards people
+  ``1.25 + 0.25 sin(2 pi t / 10 s)`` (up to 13 % per second, about a walker's pace towards people
   10 m away), so boxes near the edges move outward fast and grow while those at the centre barely
   move. Boxes whose centre leaves the frame are dropped. One scale for every depth: real forward
   motion enlarges near people faster than far ones.

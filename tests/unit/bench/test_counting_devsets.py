@@ -1,4 +1,4 @@
-"""scripts/make_counting_devsets.py: the MOT15 and panned development sets read like MOT17."""
+"""scripts/make_counting_devsets.py: the MOT15, panned and zoomed development sets read like MOT17."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def test_devsets_are_mot17_shaped(tmp_path: Path) -> None:
     data = require(data_dir() / "mot15", "MOT15 data").parent
     require(data / "mot17", "MOT17 data")
     assert load_script().main([str(tmp_path), "--data", str(data)]) == 0
-    seqs = counting.load(tmp_path / "mot15", None) + counting.load(tmp_path / "pans", None)
-    assert len(seqs) == 10
+    seqs = [seq for group in ("mot15", "pans", "zooms") for seq in counting.load(tmp_path / group, None)]
+    assert len(seqs) == 13
     for seq in seqs:
         det = np.loadtxt(seq.path / "det.txt", delimiter=",", ndmin=2)
         assert det.shape[1] == 7
@@ -47,3 +47,13 @@ def test_pan_is_a_sway_and_one_turn() -> None:
     step = np.abs(np.diff(shift))
     assert 20.0 < step.max() < 30.0  # the turn: up to ~27 px per frame at 30 fps
     assert np.median(step) < 5.0  # the sway
+
+
+def test_zoom_scales_boxes_about_the_centre_by_up_to_13_percent_a_second() -> None:
+    fps = 30.0
+    scale = load_script().zoom_scale(fps, 600)
+    assert scale.shape == (600,)
+    assert 1.0 <= scale.min() < 1.01
+    assert 1.49 < scale.max() <= 1.5
+    rate = np.abs(np.diff(np.log(scale))) * fps  # relative change per second
+    assert 0.12 < rate.max() < 0.14
