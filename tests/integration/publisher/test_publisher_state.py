@@ -84,14 +84,30 @@ def test_retained_state_reset_and_discovery(
 
     async def exercise(pub: Publisher) -> None:
         assert await wait_until(lambda: pub.connected, 10.0)
-        pub.set_camera_status("gate", "online")
-        for i, (direction, cls) in enumerate(
-            [("in", "person"), ("in", "person"), ("out", "car"), ("in", "car")]
-        ):
-            counts.cross("gate", "door", direction, cls)
-            pub.publish_event("gate", "line_crossing", event("gate", i))
-        pub.set_zone_state("gate", "desk", {"occupancy": {"person": 2}})
-        assert await wait_until(lambda: outbox.depth == 0, 10.0)
+        # The observer sees the state reach the broker: the outbox only tracks events, and the state is sent
+        # on the network thread, so without it a busy machine can let "late" subscribe before the last state
+        # arrives, and get that one live (retain=False) instead of retained.
+        with Subscriber(broker.host, broker.port, ["edge/n1/gate/#"], client_id="observer") as observer:
+            pub.set_camera_status("gate", "online")
+            for i, (direction, cls) in enumerate(
+                [("in", "person"), ("in", "person"), ("out", "car"), ("in", "car")]
+            ):
+                counts.cross("gate", "door", direction, cls)
+                pub.publish_event("gate", "line_crossing", event("gate", i))
+            pub.set_zone_state("gate", "desk", {"occupancy": {"person": 2}})
+            assert await wait_until(lambda: outbox.depth == 0, 10.0)
+
+            final_line = {"in": {"person": 2, "car": 1}, "out": {"car": 1}}
+
+            def final_state_arrived(m: list[Received]) -> bool:
+                last = {x.topic: json.loads(x.payload) for x in m if x.topic.endswith("/state")}
+                return (
+                    any(x.topic == "edge/n1/gate/status" and x.payload == b"online" for x in m)
+                    and last.get("edge/n1/gate/lines/door/state") == final_line
+                    and last.get("edge/n1/gate/zones/desk/state") == {"occupancy": {"person": 2}}
+                )
+
+            assert observer.wait_for(final_state_arrived, 10.0)
 
         # A subscriber that connects after everything happened still sees the current state (retained).
         with Subscriber(broker.host, broker.port, ["edge/#", "homeassistant/#"], client_id="late") as late:
