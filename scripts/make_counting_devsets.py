@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -83,25 +84,17 @@ def pan_shift(fps: float, length: int, width: int) -> npt.NDArray[np.float64]:
     return 0.08 * width * np.sin(2.0 * np.pi * t / 8.0) - turn + 0.2 * width
 
 
-def pans(src: Path, dest: Path) -> list[str]:
-    names = []
-    for name in PAN_SEQUENCES:
-        info = read_info(src / name / "seqinfo.ini")
-        fps, length, width, _height = info
-        shift = pan_shift(fps, length, width)
+def pan_moves(info: tuple[float, int, int, int]) -> Callable[[Rows], Rows]:
+    """The pans' move of MOT rows: a horizontal shift per frame (:func:`pan_shift`)."""
+    fps, length, width, _height = info
+    shift = pan_shift(fps, length, width)
 
-        def move(rows: Rows, shift: npt.NDArray[np.float64] = shift) -> Rows:
-            out = rows.copy()
-            out[:, 2] += shift[rows[:, 0].astype(np.int64) - 1]
-            return out
+    def move(rows: Rows) -> Rows:
+        out = rows.copy()
+        out[:, 2] += shift[rows[:, 0].astype(np.int64) - 1]
+        return out
 
-        det = move(np.loadtxt(src / name / "det.txt", delimiter=",", ndmin=2))
-        cx = det[:, 2] + det[:, 4] / 2.0
-        det = det[(cx > 0) & (cx < width)]
-        gt = move(np.loadtxt(src / name / "gt.txt", delimiter=",", ndmin=2))
-        write_sequence(dest / f"{name}p", f"{name}p", info, det, gt)
-        names.append(f"{name}p")
-    return names
+    return move
 
 
 def zoom_scale(fps: float, length: int) -> npt.NDArray[np.float64]:
@@ -110,30 +103,40 @@ def zoom_scale(fps: float, length: int) -> npt.NDArray[np.float64]:
     return 1.25 + 0.25 * np.sin(2.0 * np.pi * t / 10.0)
 
 
-def zooms(src: Path, dest: Path) -> list[str]:
+def zoom_moves(info: tuple[float, int, int, int]) -> Callable[[Rows], Rows]:
+    """The zooms' move of MOT rows: every box scaled per frame (:func:`zoom_scale`) about a point near
+    the frame's centre."""
+    fps, length, width, height = info
+    scale = zoom_scale(fps, length)
+    centre = np.array([0.5 * width, 0.45 * height])
+
+    def move(rows: Rows) -> Rows:
+        out = rows.copy()
+        s = scale[rows[:, 0].astype(np.int64) - 1, None]
+        out[:, 2:4] = centre + s * (rows[:, 2:4] - centre)
+        out[:, 4:6] = s * rows[:, 4:6]
+        return out
+
+    return move
+
+
+def moved(
+    src: Path, dest: Path, suffix: str, moves: Callable[[tuple[float, int, int, int]], Callable[[Rows], Rows]]
+) -> list[str]:
+    """:data:`PAN_SEQUENCES` with every detection and ground-truth box moved as ``moves(info)`` says, as
+    ``<name><suffix>``; detections whose centre leaves the frame are dropped."""
     names = []
     for name in PAN_SEQUENCES:
         info = read_info(src / name / "seqinfo.ini")
-        fps, length, width, height = info
-        scale = zoom_scale(fps, length)
-        centre = np.array([0.5 * width, 0.45 * height])
-
-        def move(
-            rows: Rows, scale: npt.NDArray[np.float64] = scale, centre: npt.NDArray[np.float64] = centre
-        ) -> Rows:
-            out = rows.copy()
-            s = scale[rows[:, 0].astype(np.int64) - 1, None]
-            out[:, 2:4] = centre + s * (rows[:, 2:4] - centre)
-            out[:, 4:6] = s * rows[:, 4:6]
-            return out
-
+        _fps, _length, width, height = info
+        move = moves(info)
         det = move(np.loadtxt(src / name / "det.txt", delimiter=",", ndmin=2))
         cx = det[:, 2] + det[:, 4] / 2.0
         cy = det[:, 3] + det[:, 5] / 2.0
         det = det[(cx > 0) & (cx < width) & (cy > 0) & (cy < height)]
         gt = move(np.loadtxt(src / name / "gt.txt", delimiter=",", ndmin=2))
-        write_sequence(dest / f"{name}z", f"{name}z", info, det, gt)
-        names.append(f"{name}z")
+        write_sequence(dest / f"{name}{suffix}", f"{name}{suffix}", info, det, gt)
+        names.append(f"{name}{suffix}")
     return names
 
 
@@ -146,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no mot15/ and mot17/ under {args.data}", file=sys.stderr)
         return 2
     a = mot15(args.data / "mot15", args.dest / "mot15")
-    b = pans(args.data / "mot17", args.dest / "pans")
-    c = zooms(args.data / "mot17", args.dest / "zooms")
+    b = moved(args.data / "mot17", args.dest / "pans", "p", pan_moves)
+    c = moved(args.data / "mot17", args.dest / "zooms", "z", zoom_moves)
     for group, names in (("mot15", a), ("pans", b), ("zooms", c)):
         print(f"{args.dest / group}: {', '.join(names)}")
     return 0
