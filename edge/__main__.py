@@ -32,6 +32,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "detector": ("edge.benchmarks.detector", "detector stage vs the bare runtime call, per backend"),
     "tracker": ("edge.benchmarks.tracker", "tracker accuracy and speed on MOT17, against peers"),
     "counting": ("edge.benchmarks.counting", "line-count error on a 36-line grid over MOT17, vs supervision"),
+    "attribution": ("edge.benchmarks.attribution", "the causes of `bench counting`'s wrong counts"),
     "analytics": ("edge.benchmarks.analytics", "line and zone analytics time per frame on MOT17 tracks"),
     "capture": ("edge.benchmarks.capture", "capture decode rate vs `ffmpeg -benchmark` on a 1080p file"),
     "pipeline": ("edge.benchmarks.pipeline", "whole daemon on N RTSP streams vs decode + bare ORT limit"),

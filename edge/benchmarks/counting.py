@@ -46,9 +46,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from edge.events import CameraAnalytics, Event
+    from edge.types import Detections
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mot17"
 TUNED = ("MOT17-02", "MOT17-04", "MOT17-09", "MOT17-10")
@@ -143,26 +150,73 @@ def run_edge(
 
     The keyword dicts override line, analytics and tracker settings (for measuring one lever).
     """
-    from edge.config import TrackerConfig  # noqa: PLC0415
-    from edge.events import CameraAnalytics, LineSpec  # noqa: PLC0415
     from edge.tools.evaluate import tally  # noqa: PLC0415
+
+    analytics = edge_analytics(seq, lines, line_kw=line_kw, analytics_kw=analytics_kw)
+    for _frame in edge_frames(seq, stride, analytics, tracker_kw=tracker_kw):
+        pass
+    return {(seq.name, ln, d): n for (ln, d), n in tally(analytics).items()}
+
+
+def edge_analytics(
+    seq: Sequence,
+    lines: LineDefs,
+    *,
+    line_kw: dict[str, Any] | None = None,
+    analytics_kw: dict[str, Any] | None = None,
+) -> CameraAnalytics:
+    """The ``CameraAnalytics`` of :func:`run_edge`: default line settings unless overridden."""
+    from edge.events import CameraAnalytics, LineSpec  # noqa: PLC0415
+
+    specs = [LineSpec(n, a, b, **(line_kw or {})) for n, (a, b) in lines.items()]
+    return CameraAnalytics(seq.name, specs, run_id="bench", **(analytics_kw or {}))
+
+
+def edge_frames(
+    seq: Sequence,
+    stride: int,
+    analytics: CameraAnalytics,
+    *,
+    tracker_kw: dict[str, Any] | None = None,
+) -> Iterator[tuple[int, Detections, list[Event]]]:
+    """Every ``stride``-th frame of ``seq`` through the daemon's tracker (default config, ``frame_rate``
+    the processed rate; ``tracker_kw`` overrides attributes) and ``analytics``: yields (MOT frame
+    number, tracked detections, the events of that frame)."""
+    from edge.config import TrackerConfig  # noqa: PLC0415
     from edge.tools.replay import mot_frames  # noqa: PLC0415
     from edge.tools.specs import build_tracker  # noqa: PLC0415
 
-    fps = seq.fps / stride
-    tracker = build_tracker(TrackerConfig(), fps, seq.name)
+    tracker = build_tracker(TrackerConfig(), seq.fps / stride, seq.name)
     for name, value in (tracker_kw or {}).items():
         setattr(tracker, name, value)
-    specs = [LineSpec(n, a, b, **(line_kw or {})) for n, (a, b) in lines.items()]
-    analytics = CameraAnalytics(seq.name, specs, run_id="bench", **(analytics_kw or {}))
     _total, frames = mot_frames(seq.path / "det.txt", last_frame=seq.length)
     for f, dets in frames:
         if (f - 1) % stride:
             continue
         tracked = tracker.update(dets)
         t = (f - 1) / seq.fps
-        analytics.update(tracked, tracker.removed_ids(), f, t, t)
-    return {(seq.name, ln, d): n for (ln, d), n in tally(analytics).items()}
+        yield f, tracked, analytics.update(tracked, tracker.removed_ids(), f, t, t)
+
+
+def match_iou(
+    truth: npt.NDArray[np.floating[Any]], boxes: npt.NDArray[np.floating[Any]], min_iou: float = 0.5
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """One-to-one matching of ground-truth boxes to boxes (xyxy) that maximises the total IoU, pairs
+    below ``min_iou`` dropped: (truth rows, box rows)."""
+    from scipy.optimize import linear_sum_assignment  # noqa: PLC0415
+
+    if truth.shape[0] == 0 or boxes.shape[0] == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    a, b = truth.astype(np.float64), boxes.astype(np.float64)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    iou = inter / (area_a[:, None] + area_b[None, :] - inter)
+    r, c = linear_sum_assignment(-iou)
+    ok = iou[r, c] >= min_iou
+    return r[ok].astype(np.intp), c[ok].astype(np.intp)
 
 
 def run_oracle(seq: Sequence, lines: LineDefs, stride: int) -> dict[Key, int]:
@@ -175,8 +229,6 @@ def run_oracle(seq: Sequence, lines: LineDefs, stride: int) -> dict[Key, int]:
     whose bottom is not the feet the (amodal) ground truth marks. Ids are never given up, so the
     forward projection (which acts on tracks the tracker removes) does not run here.
     """
-    from scipy.optimize import linear_sum_assignment  # noqa: PLC0415
-
     from edge.events import CameraAnalytics, LineSpec  # noqa: PLC0415
     from edge.tools.evaluate import read_gt, tally  # noqa: PLC0415
     from edge.tracking.motio import read_mot_detections  # noqa: PLC0415
@@ -192,17 +244,9 @@ def run_oracle(seq: Sequence, lines: LineDefs, stride: int) -> dict[Key, int]:
         xyxy = xyxy[scores > 0.1]
         if not g.any() or xyxy.shape[0] == 0:
             continue
-        a, b = gxy[g].astype(np.float64), xyxy.astype(np.float64)
-        lt = np.maximum(a[:, None, :2], b[None, :, :2])
-        rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-        inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-        area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-        area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-        iou = inter / (area_a[:, None] + area_b[None, :] - inter)
-        r, c = linear_sum_assignment(-iou)
-        ok = iou[r, c] >= 0.5
-        k = int(ok.sum())
-        d = Detections.from_arrays(b[c[ok]], np.ones(k), np.zeros(k), ids[g][r[ok]])
+        r, c = match_iou(gxy[g], xyxy)
+        k = r.shape[0]
+        d = Detections.from_arrays(xyxy[c].astype(np.float64), np.ones(k), np.zeros(k), ids[g][r])
         analytics.update(d, frame_no=f, ts_mono=(f - 1) / seq.fps)
     return {(seq.name, ln, d): n for (ln, d), n in tally(analytics).items()}
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.events import CameraAnalytics, LineSpec
+from edge.events import CameraAnalytics, LineCrossing, LineSpec
 from edge.tools import report_errors
 from edge.types import Detections
 
@@ -52,12 +52,22 @@ def read_gt(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def gt_crossings(gt_path: Path, lines: Sequence[LineSpec], class_id: int = 0) -> Tally:
     """True crossings of each line by the ground-truth pedestrians (see the module docstring)."""
+    analytics, _events = gt_events(gt_path, lines, class_id)
+    return tally(analytics)
+
+
+def gt_events(
+    gt_path: Path, lines: Sequence[LineSpec], class_id: int = 0
+) -> tuple[CameraAnalytics, list[LineCrossing]]:
+    """The analytics that counted the ground truth, and each true crossing as an event (its
+    ``track_id`` is the ground-truth id, its ``frame`` the frame of the crossing)."""
     frames, ids, xyxy = read_gt(gt_path)
     truth = [
         replace(s, min_frames=1, min_distance=0.0, classes=None, backfill_seconds=0.0, forward_seconds=0.0)
         for s in lines
     ]
     analytics = CameraAnalytics("gt", truth, run_id="gt")
+    events: list[LineCrossing] = []
     bounds = np.flatnonzero(np.diff(frames)) + 1
     for sel in np.split(np.arange(frames.shape[0]), bounds):
         if sel.shape[0] == 0:
@@ -68,8 +78,9 @@ def gt_crossings(gt_path: Path, lines: Sequence[LineSpec], class_id: int = 0) ->
             class_id=np.full(sel.shape[0], class_id, np.int32),
             track_id=ids[sel],
         )
-        analytics.update(dets, frame_no=int(frames[sel[0]]))
-    return tally(analytics)
+        found = analytics.update(dets, frame_no=int(frames[sel[0]]))
+        events.extend(e for e in found if isinstance(e, LineCrossing))
+    return analytics, events
 
 
 def tally(analytics: CameraAnalytics, class_id: int | None = None) -> Tally:
