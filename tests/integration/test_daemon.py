@@ -29,7 +29,7 @@ from helpers.sd_notify import NotifySocket
 
 from edge.outbox import Outbox
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timing]
 
 NODE = "itest"
 

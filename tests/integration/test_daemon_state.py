@@ -24,7 +24,7 @@ from helpers.mosquitto import Mosquitto, Subscriber
 from helpers.paths import REPO_ROOT, data_dir, models_dir, require, require_tool
 from helpers.sd_notify import NotifySocket
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timing]
 
 NODE = "statetest"
 

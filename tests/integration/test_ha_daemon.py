@@ -34,7 +34,7 @@ from edge.snapshots import jpeg_comment
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timing]
 
 NODE = "ci-ha"
 BASE = f"edge/{NODE}/walk"

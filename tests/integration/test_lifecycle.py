@@ -27,7 +27,7 @@ from helpers.paths import REPO_ROOT, data_dir, models_dir, require
 from helpers.sd_notify import NotifySocket
 from helpers.tiny_onnx import lying_detect_model
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 
 def _config(

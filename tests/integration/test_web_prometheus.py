@@ -22,7 +22,7 @@ from edge.web import CameraInfo, WebServer
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timing]
 
 SCRAPE_FOR_S = 30.0  # issue 8: Prometheus scrapes edge for at least 30 s
 DASHBOARD = REPO_ROOT / "config" / "grafana" / "edge-dashboard.json"

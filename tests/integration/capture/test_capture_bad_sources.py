@@ -15,7 +15,7 @@ from helpers.rtsp import require_ffmpeg
 
 from edge.capture import OFFLINE, ONLINE, STOPPED, Capture
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 
 def run_until_settled(cap: Capture, timeout: float) -> list[str]:

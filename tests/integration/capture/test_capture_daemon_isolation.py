@@ -24,7 +24,7 @@ from helpers.paths import models_dir, require, require_tool
 from helpers.rtsp import RtspServer
 from helpers.sd_notify import NotifySocket
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timing]
 
 WATCHDOG_S = 2.0
 NATIVE_MARKERS = ("[OPENCV", "[ WARN", "[ERROR", "Immediate exit requested", "VIDEOIO", "[rtsp @", "[http @")

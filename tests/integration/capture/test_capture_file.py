@@ -11,7 +11,7 @@ from helpers.rtsp import make_clip
 
 from edge.capture import ONLINE, STOPPED, Capture
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from helpers.rtsp import RtspServer
 
 from edge.capture import OFFLINE, ONLINE, STALLED, Capture, CaptureLauncher, FrameNotifier
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timing]
 
 NATIVE_MARKERS = ("[OPENCV", "[ WARN", "[ERROR", "Connection refused", "Immediate exit requested", "VIDEOIO")
 

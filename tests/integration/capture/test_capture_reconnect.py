@@ -15,7 +15,7 @@ from helpers.rtsp import RtspServer
 
 from edge.capture import DROP_FPS_CAP, ONLINE, Capture, FrameNotifier
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timing]
 
 OUTAGES = 3
 DOWN_S = 8.0  # long enough for the backoff to reach its cap (0.5, 1, 2, 2 ... s)

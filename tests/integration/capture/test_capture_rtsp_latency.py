@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from edge.capture import ONLINE, Capture
 from edge.metrics import Metrics
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 DURATION_S = 30.0
 WORK_S = 0.2  # the consumer's time per frame (a slow detector)

@@ -14,7 +14,7 @@ from helpers.rtsp import RtspServer
 
 from edge.capture import OFFLINE, ONLINE, STALLED, Capture, FrameNotifier
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timing]
 
 STALL_TIMEOUT = 2.0
 

@@ -17,7 +17,7 @@ from mqtt_support import first_arrivals, make_broker, seq_in_order_per_camera
 
 from edge.outbox import Outbox
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timing]
 
 CHILD = Path(__file__).with_name("publisher_child.py")
 KEEPALIVE_S = 2

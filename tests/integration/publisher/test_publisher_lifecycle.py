@@ -18,7 +18,7 @@ from edge.publisher import Publisher
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 
 def test_silent_broker_times_out_once_and_stop_is_bounded(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from helpers.mosquitto import Mosquitto
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 USER, PASSWORD = "edge", "correct horse battery"
 

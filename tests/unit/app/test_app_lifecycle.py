@@ -24,6 +24,8 @@ from edge.tools import replay
 from edge.tools.replay import WALL_EPOCH, mot_frames
 from edge.types import Detections, Frame
 
+pytestmark = pytest.mark.timing  # wall-clock bounds: run alone (see pyproject.toml)
+
 SEQ = "MOT17-09"
 FPS = 30.0
 CONFIG = """\

@@ -6,10 +6,13 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from edge.cameras import CameraSet
 from edge.capture import FrameNotifier
 from edge.types import Frame
+
+pytestmark = pytest.mark.timing  # wall-clock bounds: run alone (see pyproject.toml)
 
 
 class FakeCapture:

@@ -19,6 +19,8 @@ from edge.pipeline import CameraPipeline, LineState, Sink, ZoneState
 from edge.runner import PipelineRunner
 from edge.types import Detections, Frame
 
+pytestmark = pytest.mark.timing  # wall-clock bounds: run alone (see pyproject.toml)
+
 NAMES = ["person", "car"]
 LINE = LineSpec(name="door", a=(100.0, 0.0), b=(100.0, 200.0), labels={"in": "enter", "out": "leave"})
 ZONE = ZoneSpec(name="hall", polygon=((120.0, 0.0), (200.0, 0.0), (200.0, 200.0), (120.0, 200.0)), inertia=1)

@@ -16,6 +16,8 @@ from edge.errors import PublishError
 from edge.metrics import Metrics
 from edge.types import Detections
 
+pytestmark = pytest.mark.timing  # wall-clock bounds: run alone (see pyproject.toml)
+
 DETS = Detections.from_arrays(
     [[10.04, 20.0, 110.0, 220.26], [300.0, 40.0, 360.5, 200.0]], [0.91234, 0.5], [0, 2], [7, -1]
 )

@@ -28,6 +28,8 @@ from edge.capture import (
 )
 from edge.metrics import Metrics
 
+pytestmark = pytest.mark.timing  # wall-clock bounds: run alone (see pyproject.toml)
+
 
 class FakeSource:
     """Serves ``frames`` tiny frames at ``interval`` seconds each, then fails (a dropped stream)."""

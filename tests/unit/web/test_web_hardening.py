@@ -14,6 +14,8 @@ import pytest
 
 from edge.web import CameraInfo, WebServer, host_allowed
 
+pytestmark = pytest.mark.timing  # wall-clock bounds: run alone (see pyproject.toml)
+
 ANY = "0.0.0.0"  # noqa: S104 - a bind address the Host check is asked about, nothing binds it
 
 if TYPE_CHECKING:

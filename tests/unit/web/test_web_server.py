@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry
 from edge.metrics import Metrics
 from edge.web import MJPEG_BOUNDARY, OVERLAY_COLOR, CameraInfo, Health, WebServer, health_from_cameras
 
+pytestmark = pytest.mark.timing  # wall-clock bounds: run alone (see pyproject.toml)
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
