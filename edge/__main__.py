@@ -42,8 +42,9 @@ BENCHES: dict[str, tuple[str, str]] = {
 def _cmd_bench(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help"} or argv[0] not in BENCHES:
         print("usage: edge bench {" + ",".join(BENCHES) + "} [options]\n", file=sys.stderr)
+        width = max(len(name) for name in BENCHES)
         for name, (_, help_text) in BENCHES.items():
-            print(f"  {name:<10} {help_text}", file=sys.stderr)
+            print(f"  {name:<{width}}  {help_text}", file=sys.stderr)
         return 0 if argv and argv[0] in {"-h", "--help"} else 2
     module, _ = BENCHES[argv[0]]
     bench_main: Callable[[list[str]], int] = importlib.import_module(module).main
