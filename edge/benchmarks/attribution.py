@@ -22,6 +22,7 @@ development sets of ``scripts/make_counting_devsets.py``::
 
     .venv/bin/python -m edge bench attribution --rates 5
     .venv/bin/python -m edge bench attribution --data /tmp/dev/mot15 --seqs PETS09-S2L1 --examples 5
+    .venv/bin/python -m edge bench attribution --line-kw '{"backfill_seconds": 0}'   # one lever
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run the held-out MOT17 sequences (this makes them tuning data; see the module docstring)",
     )
+    counting.add_variant_args(ap)
     args = ap.parse_args(argv)
     names = args.seqs
     if not names and args.data.resolve() == counting.DEFAULT_DATA.resolve():
@@ -200,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     if not seqs:
         print(f"edge bench attribution: no sequences in {args.data}", file=sys.stderr)
         return 2
+    problem = counting.variant_problem(counting.variant_kw(args))
+    if problem:
+        print(f"edge bench attribution: {problem}", file=sys.stderr)
+        return 2
     report: dict[str, Any] = {}
     for rate in args.rates:
         target = None if rate == "native" else float(rate)
@@ -207,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         rows: dict[str, Attribution] = {}
         for seq in seqs:
             rows[seq.name] = attribute(
-                seq, counting.grid_lines(seq.width, seq.height), counting.stride_for(seq.fps, target)
+                seq,
+                counting.grid_lines(seq.width, seq.height),
+                counting.stride_for(seq.fps, target),
+                **counting.variant_kw(args),
             )
             total.add(rows[seq.name])
         rows["total"] = total

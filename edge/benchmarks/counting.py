@@ -180,15 +180,16 @@ def edge_frames(
     tracker_kw: dict[str, Any] | None = None,
 ) -> Iterator[tuple[int, Detections, list[Event]]]:
     """Every ``stride``-th frame of ``seq`` through the daemon's tracker (default config, ``frame_rate``
-    the processed rate; ``tracker_kw`` overrides attributes) and ``analytics``: yields (MOT frame
+    the processed rate; ``tracker_kw`` are ``ByteTracker`` keyword arguments replacing the config's) and
+    ``analytics``: yields (MOT frame
     number, tracked detections, the events of that frame)."""
     from edge.config import TrackerConfig  # noqa: PLC0415
     from edge.tools.replay import mot_frames  # noqa: PLC0415
     from edge.tools.specs import build_tracker  # noqa: PLC0415
 
-    tracker = build_tracker(TrackerConfig(), seq.fps / stride, seq.name)
-    for name, value in (tracker_kw or {}).items():
-        setattr(tracker, name, value)
+    # Overrides go to the constructor: the kernel's thresholds are fixed there, so setting an
+    # attribute afterwards would silently measure the defaults.
+    tracker = build_tracker(TrackerConfig(), seq.fps / stride, seq.name, **(tracker_kw or {}))
     _total, frames = mot_frames(seq.path / "det.txt", last_frame=seq.length)
     for f, dets in frames:
         if (f - 1) % stride:
@@ -357,6 +358,48 @@ def report(gt: dict[Key, int], preds: dict[str, dict[Key, int]], seqs: list[str]
     return figures
 
 
+def add_variant_args(ap: argparse.ArgumentParser) -> None:
+    """``--line-kw``, ``--analytics-kw``, ``--tracker-kw``: one lever measured from the command line."""
+    for what, where in (("line", "LineSpec"), ("analytics", "CameraAnalytics"), ("tracker", "ByteTracker")):
+        ap.add_argument(
+            f"--{what}-kw",
+            type=_json_object,
+            default={},
+            metavar="JSON",
+            help=f"edge's {where} settings to override, as a JSON object (e.g. a lever to measure)",
+        )
+
+
+def variant_kw(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The keyword arguments of :func:`run_edge` that :func:`add_variant_args` parsed."""
+    return {"line_kw": args.line_kw, "analytics_kw": args.analytics_kw, "tracker_kw": args.tracker_kw}
+
+
+def variant_problem(kw: dict[str, dict[str, Any]]) -> str | None:
+    """Why the overrides of :func:`variant_kw` cannot run (an unknown or invalid setting), or None."""
+    from edge.config import TrackerConfig  # noqa: PLC0415
+    from edge.events import CameraAnalytics, LineSpec  # noqa: PLC0415
+    from edge.tools.specs import build_tracker  # noqa: PLC0415
+
+    try:
+        LineSpec("probe", (0.0, 0.0), (1.0, 0.0), **kw["line_kw"])
+        CameraAnalytics("probe", [], run_id="probe", **kw["analytics_kw"])
+        build_tracker(TrackerConfig(), 30.0, "probe", **kw["tracker_kw"])
+    except (TypeError, ValueError) as err:
+        return str(err)
+    return None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"min_frames\": 2}'")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="edge bench counting", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -370,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         "--oracle", action="store_true", help="also count with ground-truth ids on the detections"
     )
     ap.add_argument("--sv-worker", action="store_true", help=argparse.SUPPRESS)
+    add_variant_args(ap)
     args = ap.parse_args(argv)
     if args.sv_worker:
         return sv_worker()
@@ -377,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
     seqs = load(args.data, args.seqs)
     if not seqs:
         print(f"no MOT17 sequences under {args.data}", file=sys.stderr)
+        return 2
+    problem = variant_problem(variant_kw(args))
+    if problem:
+        print(f"edge bench counting: {problem}", file=sys.stderr)
         return 2
     rates: list[float | None] = [None if r == "native" else float(r) for r in args.rates]
     lines = {s.name: grid_lines(s.width, s.height) for s in seqs}
@@ -402,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rates:
         pred: dict[Key, int] = {}
         for seq in seqs:
-            pred.update(run_edge(seq, lines[seq.name], stride_for(seq.fps, r)))
+            pred.update(run_edge(seq, lines[seq.name], stride_for(seq.fps, r), **variant_kw(args)))
         edge_by_rate.append(pred)
     edge_s = time.perf_counter() - t0
     oracle_by_rate: list[dict[Key, int]] = []

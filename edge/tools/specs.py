@@ -6,7 +6,7 @@ Shared by the daemon (``edge.app``) and the offline tools, so they all build sta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge.class_names import resolve_labels_path
 from edge.config import class_ids, to_pixels
@@ -111,24 +111,33 @@ def build_detector(
 
 
 def build_tracker(
-    tracker: TrackerConfig, frame_rate: float, camera: str, *, metrics: Metrics | None = None
+    tracker: TrackerConfig,
+    frame_rate: float,
+    camera: str,
+    *,
+    metrics: Metrics | None = None,
+    **overrides: Any,
 ) -> ByteTracker:
-    """A ByteTracker with a config's thresholds, for one camera at ``frame_rate`` processed frames/s."""
+    """A ByteTracker with a config's thresholds, for one camera at ``frame_rate`` processed frames/s.
+
+    ``overrides`` are ``ByteTracker`` keyword arguments that replace the config's (benchmarks measure
+    one lever this way); an unknown one raises ``TypeError``.
+    """
     from edge.tracking import ByteTracker  # noqa: PLC0415 - loads numba
 
-    return ByteTracker(
-        frame_rate,
-        track_thresh=tracker.track_thresh,
-        low_thresh=tracker.low_thresh,
-        match_thresh=tracker.match_thresh,
-        track_buffer=tracker.track_buffer,
-        fuse_score=tracker.fuse_score,
-        max_tracks=tracker.max_tracks,
-        new_track_thresh=tracker.new_track_thresh,
-        link_distance=tracker.link_distance,
-        center_gate=tracker.center_gate,
-        confirm_thresh=tracker.confirm_thresh,
-        camera_motion=tracker.camera_motion,
-        metrics=metrics,
-        camera=camera,
-    )
+    kwargs: dict[str, Any] = {
+        "track_thresh": tracker.track_thresh,
+        "low_thresh": tracker.low_thresh,
+        "match_thresh": tracker.match_thresh,
+        "track_buffer": tracker.track_buffer,
+        "fuse_score": tracker.fuse_score,
+        "max_tracks": tracker.max_tracks,
+        "new_track_thresh": tracker.new_track_thresh,
+        "link_distance": tracker.link_distance,
+        "center_gate": tracker.center_gate,
+        "confirm_thresh": tracker.confirm_thresh,
+        "camera_motion": tracker.camera_motion,
+        "metrics": metrics,
+        "camera": camera,
+    }
+    return ByteTracker(frame_rate, **{**kwargs, **overrides})

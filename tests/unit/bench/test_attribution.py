@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -69,3 +70,46 @@ def test_held_out_sequences_are_refused_unless_asked(
     assert "held out" in capsys.readouterr().err
     assert attribution.main(["--data", str(tmp_path), "--rates", "native", "--allow-held-out"]) == 0
     assert "counted" in capsys.readouterr().out
+
+
+def test_a_lever_is_measured_from_the_command_line(tmp_path: Path) -> None:
+    _write(tmp_path / "walk")
+
+    def counted(*lever: str) -> int:
+        out = tmp_path / "a.json"
+        argv = ["--data", str(tmp_path), "--rates", "native", "--json", str(out), *lever]
+        assert attribution.main(argv) == 0
+        return int(json.loads(out.read_text())["native"]["total"]["causes"]["counted"])
+
+    # Person 3's 0.3 boxes become "high" and start a track, which then counts the grid's lines too:
+    # a threshold the tracker's kernel fixes at construction must take effect.
+    assert counted("--tracker-kw", '{"track_thresh": 0.2}') > counted() > 0
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--line-kw", '{"min_frame": 2}', "min_frame"),
+        ("--line-kw", '{"min_frames": 0}', "min_frames must be >= 1"),
+        ("--analytics-kw", '{"amodel": false}', "amodel"),
+        ("--tracker-kw", '{"center_gat": 1.0}', "center_gat"),
+        ("--tracker-kw", '{"center_gate": -1}', "center_gate must be >= 0"),
+    ],
+)
+def test_a_misspelt_lever_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, said: str
+) -> None:
+    _write(tmp_path / "walk")
+
+    assert attribution.main(["--data", str(tmp_path), "--rates", "native", option, value]) == 2
+    err = capsys.readouterr().err
+    assert said in err
+    assert "Traceback" not in err
+    assert counting.main(["--data", str(tmp_path), "--rates", "native", option, value]) == 2
+    assert said in capsys.readouterr().err
+
+
+def test_a_lever_that_is_no_json_object_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        attribution.main(["--data", str(tmp_path), "--line-kw", "[1]"])
+    assert exit_info.value.code == 2
