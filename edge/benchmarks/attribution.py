@@ -128,6 +128,7 @@ def attribute(
     for line, direction in sorted(keys):
         crossings = [(e.track_id, e.frame) for e in true_events if (e.line, e.direction) == (line, direction)]
         made = [(t, f) for ln, d, t, f in counts if (ln, d) == (line, direction)]
+        counting_tracks = {t for t, _f in made}
         open_people = Counter(p for p, _f in crossings)
         crossed = set(open_people)
         for track, f in made:
@@ -145,7 +146,7 @@ def attribute(
             if open_people[person] == 0:
                 continue
             open_people[person] -= 1
-            cause = _miss(seen.get(person, {}), f, window, {t for t, _f in made})
+            cause = _miss(seen.get(person, {}), f, window, counting_tracks)
             out.causes[cause] += 1
             out.examples[cause].append((seq.name, line, direction, person, f))
     return out

@@ -181,8 +181,7 @@ def edge_frames(
 ) -> Iterator[tuple[int, Detections, list[Event]]]:
     """Every ``stride``-th frame of ``seq`` through the daemon's tracker (default config, ``frame_rate``
     the processed rate; ``tracker_kw`` are ``ByteTracker`` keyword arguments replacing the config's) and
-    ``analytics``: yields (MOT frame
-    number, tracked detections, the events of that frame)."""
+    ``analytics``: yields (MOT frame number, tracked detections, the events of that frame)."""
     from edge.config import TrackerConfig  # noqa: PLC0415
     from edge.tools.replay import mot_frames  # noqa: PLC0415
     from edge.tools.specs import build_tracker  # noqa: PLC0415
