@@ -1,4 +1,5 @@
-"""scripts/make_counting_devsets.py: the MOT15, panned and zoomed development sets read like MOT17."""
+"""scripts/make_counting_devsets.py: the MOT15, panned, zoomed, shaken and walked development sets read
+like MOT17."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 from helpers.paths import REPO_ROOT, data_dir, require
 
 from edge.benchmarks import counting
@@ -29,8 +31,8 @@ def test_devsets_are_mot17_shaped(tmp_path: Path) -> None:
     data = require(data_dir() / "mot15", "MOT15 data").parent
     require(data / "mot17", "MOT17 data")
     assert load_script().main([str(tmp_path), "--data", str(data)]) == 0
-    seqs = [seq for group in ("mot15", "pans", "zooms") for seq in counting.load(tmp_path / group, None)]
-    assert len(seqs) == 13
+    seqs = [seq for group in ("mot15", "pans", "zooms", "shakes", "walks") for seq in counting.load(tmp_path / group, None)]
+    assert len(seqs) == 19
     for seq in seqs:
         det = np.loadtxt(seq.path / "det.txt", delimiter=",", ndmin=2)
         assert det.shape[1] == 7
@@ -57,3 +59,34 @@ def test_zoom_scales_boxes_about_the_centre_by_up_to_13_percent_a_second() -> No
     assert 1.49 < scale.max() <= 1.5
     rate = np.abs(np.diff(np.log(scale))) * fps  # relative change per second
     assert 0.12 < rate.max() < 0.14
+
+
+def test_shake_is_a_walkers_bob() -> None:
+    move = load_script().shake_moves((30.0, 600, 1920, 1080))
+    rows = np.zeros((600, 7))
+    rows[:, 0] = np.arange(1, 601)
+    moved = move(rows)
+    assert 15.0 < np.abs(moved[:, 3]).max() <= 16.2  # 1.5 % of the height
+    assert 18.0 < np.abs(moved[:, 2]).max() <= 19.2  # 1 % of the width
+    turns = np.flatnonzero(np.diff(np.sign(np.diff(moved[:, 3]))) != 0)
+    assert 70 <= len(turns) <= 76  # up and down once per step: 1.8 Hz over 20 s, 72 turns
+
+
+def test_walk_moves_near_people_more_than_far_ones() -> None:
+    script = load_script()
+    info = (30.0, 600, 1920, 1080)
+    rows = np.array(
+        [
+            [241.0, 1, 1500.0, 500.0, 100.0, 300.0, 1, 1, 1],  # near: 300 px tall, ~9.8 m away
+            [241.0, 2, 1500.0, 500.0, 25.0, 75.0, 1, 1, 1],  # far: 75 px tall, ~39 m away
+            [241.0, 3, 1500.0, 500.0, 400.0, 1200.0, 1, 1, 1],  # ~2.4 m away: the camera passes it
+        ]
+    )
+    depth = script.depth_of(rows[:, 5], 1920)
+    assert np.allclose(depth[:2], [9.79, 39.17], rtol=0.01)
+    moved = script.walk_rows(info, rows, depth)
+    assert len(moved) == 2  # t = 8 s: the camera is 4 m in; the third person is behind it
+    near, far = moved[:, 5] / rows[:2, 5]
+    assert near == pytest.approx(9.79 / 5.79, rel=0.01)
+    assert far == pytest.approx(39.17 / 35.17, rel=0.01)
+    assert moved[0, 2] > moved[1, 2] > rows[0, 2]  # both move outward, the near one farther
