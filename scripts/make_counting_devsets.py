@@ -173,10 +173,10 @@ def detection_depths(det: Rows, gt: Rows, width: int) -> npt.NDArray[np.float64]
         g = g_sorted[np.searchsorted(g_sorted[:, 0], f) : np.searchsorted(g_sorted[:, 0], f, side="right")]
         if len(g) == 0:
             continue
-        a, b = det[lo:hi, None, 2:6], g[None, :, 2:6]
-        iw = np.clip(np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-        ih = np.clip(np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-        inter = iw * ih
+        a, b = det[lo:hi, None, 2:6], g[None, :, 2:6]  # x, y, w, h
+        lo_xy = np.maximum(a[..., :2], b[..., :2])
+        hi_xy = np.minimum(a[..., :2] + a[..., 2:], b[..., :2] + b[..., 2:])
+        inter = np.prod(np.clip(hi_xy - lo_xy, 0, None), axis=-1)
         iou = inter / (a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter)
         best = np.argmax(iou, axis=1)
         hit = iou[np.arange(hi - lo), best] >= 0.3
@@ -214,7 +214,8 @@ def walks(src: Path, dest: Path) -> list[str]:
         cx = det[:, 2] + det[:, 4] / 2.0
         cy = det[:, 3] + det[:, 5] / 2.0
         det = det[(cx > 0) & (cx < width) & (cy > 0) & (cy < height)]
-        write_sequence(dest / f"{name}w", f"{name}w", info, det, walk_rows(info, gt, depth_of(gt[:, 5], width)))
+        gt = walk_rows(info, gt, depth_of(gt[:, 5], width))
+        write_sequence(dest / f"{name}w", f"{name}w", info, det, gt)
         names.append(f"{name}w")
     return names
 

@@ -31,7 +31,8 @@ def test_devsets_are_mot17_shaped(tmp_path: Path) -> None:
     data = require(data_dir() / "mot15", "MOT15 data").parent
     require(data / "mot17", "MOT17 data")
     assert load_script().main([str(tmp_path), "--data", str(data)]) == 0
-    seqs = [seq for group in ("mot15", "pans", "zooms", "shakes", "walks") for seq in counting.load(tmp_path / group, None)]
+    groups = ("mot15", "pans", "zooms", "shakes", "walks")
+    seqs = [seq for group in groups for seq in counting.load(tmp_path / group, None)]
     assert len(seqs) == 19
     for seq in seqs:
         det = np.loadtxt(seq.path / "det.txt", delimiter=",", ndmin=2)
