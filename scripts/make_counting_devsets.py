@@ -95,7 +95,7 @@ def pan_shift(fps: float, length: int, width: int) -> npt.NDArray[np.float64]:
     return 0.08 * width * np.sin(2.0 * np.pi * t / 8.0) - turn + 0.2 * width
 
 
-def pan_moves(info: tuple[float, int, int, int]) -> Callable[[Rows], Rows]:
+def pan_moves(info: tuple[float, int, int, int], _gt: Rows) -> Callable[[Rows], Rows]:
     """The pans' move of MOT rows: a horizontal shift per frame (:func:`pan_shift`)."""
     fps, length, width, _height = info
     shift = pan_shift(fps, length, width)
@@ -114,7 +114,7 @@ def zoom_scale(fps: float, length: int) -> npt.NDArray[np.float64]:
     return 1.25 + 0.25 * np.sin(2.0 * np.pi * t / 10.0)
 
 
-def zoom_moves(info: tuple[float, int, int, int]) -> Callable[[Rows], Rows]:
+def zoom_moves(info: tuple[float, int, int, int], _gt: Rows) -> Callable[[Rows], Rows]:
     """The zooms' move of MOT rows: every box scaled per frame (:func:`zoom_scale`) about a point near
     the frame's centre."""
     fps, length, width, height = info
@@ -131,7 +131,7 @@ def zoom_moves(info: tuple[float, int, int, int]) -> Callable[[Rows], Rows]:
     return move
 
 
-def shake_moves(info: tuple[float, int, int, int]) -> Callable[[Rows], Rows]:
+def shake_moves(info: tuple[float, int, int, int], _gt: Rows) -> Callable[[Rows], Rows]:
     """The shakes' move of MOT rows: a hand-held camera's bob, every box shifted by
     1.5 % of the height at 1.8 Hz (a walker's steps) and 1 % of the width at 0.9 Hz."""
     fps, length, width, height = info
@@ -162,9 +162,11 @@ def depth_of(heights: npt.NDArray[np.float64], width: int) -> npt.NDArray[np.flo
 
 
 def detection_depths(det: Rows, gt: Rows, width: int) -> npt.NDArray[np.float64]:
-    """Depth of every detection: that of the ground-truth box it overlaps most in its frame (IoU >=
+    """Depth of every row of ``det``: that of the ground-truth box it overlaps most in its frame (IoU >=
     0.3; ground-truth boxes are full-body, so a half-hidden person does not look far); a detection of
     nobody is judged by its own height."""
+    order = np.argsort(det[:, 0], kind="stable")  # ground truth is sorted by id, not frame
+    det = det[order]
     depth = depth_of(det[:, 5], width)
     d_starts = np.searchsorted(det[:, 0], np.unique(det[:, 0]))
     g_sorted = gt[np.argsort(gt[:, 0], kind="stable")]
@@ -181,7 +183,9 @@ def detection_depths(det: Rows, gt: Rows, width: int) -> npt.NDArray[np.float64]
         best = np.argmax(iou, axis=1)
         hit = iou[np.arange(hi - lo), best] >= 0.3
         depth[lo:hi][hit] = depth_of(g[best[hit], 5], width)
-    return depth
+    out = np.empty_like(depth)
+    out[order] = depth
+    return out
 
 
 def walk_rows(info: tuple[float, int, int, int], rows: Rows, depth: npt.NDArray[np.float64]) -> Rows:
@@ -201,40 +205,34 @@ def walk_rows(info: tuple[float, int, int, int], rows: Rows, depth: npt.NDArray[
     return out[keep]
 
 
-def walks(src: Path, dest: Path) -> list[str]:
-    """:data:`PAN_SEQUENCES` as if the camera walked into the scene and back (:func:`walk_rows`);
-    detections whose centre leaves the frame are dropped."""
+def walk_moves(info: tuple[float, int, int, int], gt: Rows) -> Callable[[Rows], Rows]:
+    """The walks' move of MOT rows (:func:`walk_rows`), each row at the depth of
+    :func:`detection_depths` (a ground-truth row overlaps itself most, so it keeps its own)."""
+
+    def move(rows: Rows) -> Rows:
+        return walk_rows(info, rows, detection_depths(rows, gt, info[2]))
+
+    return move
+
+
+Moves = Callable[[tuple[float, int, int, int], Rows], Callable[[Rows], Rows]]
+"""A set's move: (seqinfo, the sequence's ground truth) -> the function that moves MOT rows."""
+
+
+def moved(src: Path, dest: Path, suffix: str, moves: Moves) -> list[str]:
+    """:data:`PAN_SEQUENCES` with every detection and ground-truth box moved as ``moves(info, gt)``
+    says, as ``<name><suffix>``; detections whose centre leaves the frame are dropped."""
     names = []
     for name in PAN_SEQUENCES:
         info = read_info(src / name / "seqinfo.ini")
         _fps, _length, width, height = info
         gt = np.loadtxt(src / name / "gt.txt", delimiter=",", ndmin=2)
-        det = np.loadtxt(src / name / "det.txt", delimiter=",", ndmin=2)
-        det = walk_rows(info, det, detection_depths(det, gt, width))
-        cx = det[:, 2] + det[:, 4] / 2.0
-        cy = det[:, 3] + det[:, 5] / 2.0
-        det = det[(cx > 0) & (cx < width) & (cy > 0) & (cy < height)]
-        gt = walk_rows(info, gt, depth_of(gt[:, 5], width))
-        write_sequence(dest / f"{name}w", f"{name}w", info, det, gt)
-        names.append(f"{name}w")
-    return names
-
-
-def moved(
-    src: Path, dest: Path, suffix: str, moves: Callable[[tuple[float, int, int, int]], Callable[[Rows], Rows]]
-) -> list[str]:
-    """:data:`PAN_SEQUENCES` with every detection and ground-truth box moved as ``moves(info)`` says, as
-    ``<name><suffix>``; detections whose centre leaves the frame are dropped."""
-    names = []
-    for name in PAN_SEQUENCES:
-        info = read_info(src / name / "seqinfo.ini")
-        _fps, _length, width, height = info
-        move = moves(info)
+        move = moves(info, gt)
         det = move(np.loadtxt(src / name / "det.txt", delimiter=",", ndmin=2))
         cx = det[:, 2] + det[:, 4] / 2.0
         cy = det[:, 3] + det[:, 5] / 2.0
         det = det[(cx > 0) & (cx < width) & (cy > 0) & (cy < height)]
-        gt = move(np.loadtxt(src / name / "gt.txt", delimiter=",", ndmin=2))
+        gt = move(gt)
         write_sequence(dest / f"{name}{suffix}", f"{name}{suffix}", info, det, gt)
         names.append(f"{name}{suffix}")
     return names
@@ -252,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     b = moved(args.data / "mot17", args.dest / "pans", "p", pan_moves)
     c = moved(args.data / "mot17", args.dest / "zooms", "z", zoom_moves)
     d = moved(args.data / "mot17", args.dest / "shakes", "s", shake_moves)
-    e = walks(args.data / "mot17", args.dest / "walks")
+    e = moved(args.data / "mot17", args.dest / "walks", "w", walk_moves)
     for group, names in (("mot15", a), ("pans", b), ("zooms", c), ("shakes", d), ("walks", e)):
         print(f"{args.dest / group}: {', '.join(names)}")
     return 0

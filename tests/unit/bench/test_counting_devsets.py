@@ -65,7 +65,7 @@ def test_zoom_scales_boxes_about_the_centre_by_up_to_13_percent_a_second() -> No
 
 
 def test_shake_is_a_walkers_bob() -> None:
-    move = load_script().shake_moves((30.0, 600, 1920, 1080))
+    move = load_script().shake_moves((30.0, 600, 1920, 1080), np.zeros((0, 9)))
     rows = np.zeros((600, 7))
     rows[:, 0] = np.arange(1, 601)
     moved = move(rows)
