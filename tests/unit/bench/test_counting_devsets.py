@@ -93,3 +93,26 @@ def test_walk_moves_near_people_more_than_far_ones() -> None:
     assert near == pytest.approx(9.79 / 5.79, rel=0.01)
     assert far == pytest.approx(39.17 / 35.17, rel=0.01)
     assert moved[0, 2] > moved[1, 2] > rows[0, 2]  # both move outward, the near one farther
+
+
+def test_a_detection_takes_the_depth_of_the_person_it_overlaps() -> None:
+    script = load_script()
+    # Ground truth sorted by id, as MOT's: person 1 in frames 2 and 1, person 2 in frame 1.
+    gt = np.array(
+        [
+            [2.0, 1, 100.0, 100.0, 100.0, 300.0, 1, 1, 1],
+            [1.0, 1, 100.0, 100.0, 100.0, 300.0, 1, 1, 1],
+            [1.0, 2, 900.0, 100.0, 50.0, 150.0, 1, 1, 1],
+        ]
+    )
+    det = np.array(
+        [
+            [1.0, -1, 100.0, 100.0, 100.0, 180.0, 0.9],  # person 1, legs hidden: 180 px of 300
+            [1.0, -1, 1500.0, 100.0, 50.0, 100.0, 0.9],  # nobody: its own height
+            [2.0, -1, 900.0, 100.0, 50.0, 150.0, 0.9],  # person 2's place, but person 2 left in frame 2
+        ]
+    )
+    depth = script.detection_depths(det, gt, 1920)
+    assert depth == pytest.approx(script.depth_of(np.array([300.0, 100.0, 150.0]), 1920))
+    # Rows in any order: each ground-truth row keeps its own depth.
+    assert script.detection_depths(gt, gt, 1920) == pytest.approx(script.depth_of(gt[:, 5], 1920))
