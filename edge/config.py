@@ -106,7 +106,7 @@ class LineConfig(_Strict):
         "first seen; 0 = off (a door just past the line)",
     )
     forward_seconds: float = Field(
-        0.5,
+        1.5,
         ge=0.0,
         le=5.0,
         description="project the path of a track given up on this far ahead to count a crossing made "

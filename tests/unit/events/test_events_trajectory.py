@@ -210,16 +210,22 @@ CASES: list[tuple[str, list[Seg], tuple[int, int]]] = [
         [Seg(1, 0.0, 0.55, walk), Seg(2, 0.9, 1.8, walk, link=1)],
         (1, 0),
     ),
-    # Forward projection (LineSpec.forward_seconds, 0.5 s): an id last seen 0.2 s before the line,
-    # walking on, and given up later crossed it unseen; one that stopped, or was far from it, not.
+    # Forward projection (LineSpec.forward_seconds, 1.5 s): an id last seen 0.2 s or 0.8 s before the
+    # line, walking on, and given up later crossed it unseen; one that stopped, or was more than 1.5 s
+    # of walking from it, not.
     (
         "vanishes walking just before the line, given up later: forward-projected",
         [Seg(1, 0.0, 0.65, late_walk, removed=2.2)],
         (1, 0),
     ),
     (
-        "vanishes walking far before the line: nothing to count",
-        [Seg(1, 0.0, 0.65, lambda t: walk(t) - 120.0, removed=2.2)],
+        "vanishes walking 0.8 s before the line, given up later: forward-projected",
+        [Seg(1, 0.0, 0.65, lambda t: walk(t) - 80.0, removed=2.2)],
+        (1, 0),
+    ),
+    (
+        "vanishes walking far (1.6 s) before the line: nothing to count",
+        [Seg(1, 0.0, 0.65, lambda t: walk(t) - 165.0, removed=2.2)],
         (0, 0),
     ),
     (
