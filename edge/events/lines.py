@@ -151,6 +151,14 @@ person (most links in a crowd are), whose own crossing the inherited flag would 
 suppresses more of those; lower lets more re-found fragments of one person near the line count again.
 Chosen on the development sets (1-2 heights all better than inheriting always; docs/benchmarks.md)."""
 
+LINK_BACKWARDS_SPEED: float = 0.3
+"""A lost track moving at least this many box heights per second (about half a slow walk) counts as
+walking for the test of a link behind it (:meth:`LineCounter.inherit`). Lower takes jitter for a
+direction; higher leaves slow walkers' links alone. 0.2-0.3 measured best on the development sets
+(0.1 and 0.5 worse; docs/benchmarks.md)."""
+LINK_BACKWARDS_MIN_JUMP: float = 0.25
+"""A link's jump of at most this many box heights is never judged behind the walker: box jitter."""
+
 _NOT_STARTED, _MEASURING, _DONE = 0, 1, 2
 
 
@@ -470,11 +478,19 @@ class LineCounter:
         it starts fresh and cannot count the passage a second time. Children already known to this
         line and parents it never saw are skipped. The child's velocity for the forward projection is
         its own, measured from its first sighting (a link may join two people).
+
+        **A link behind the walker** is not the same passage: if the parent was walking (its velocity,
+        measured as for the forward projection, at least :data:`LINK_BACKWARDS_SPEED` child heights
+        per second) and the child appeared behind its last sighting (the jump from there makes an
+        angle over 90 degrees with that velocity and is longer than :data:`LINK_BACKWARDS_MIN_JUMP`
+        heights), the child starts with no committed side and no flags: the jump back is not a
+        crossing, and what the parent counted is not the child's. The parent's row still goes.
         """
         if child.shape[0] == 0:
             return
         near = distance_to_segment(self._a, self._b, child_anchors) <= INHERIT_COUNTED_HEIGHTS * child_heights
         cols = self.table.cols
+        behind = self._behind(child, parent, child_anchors, child_heights)
         # Far ones first, their flags cleared at once: the second hand-over moves rows about.
         for sel, keeps_counted in ((~near, False), (near, True)):
             if not sel.any():
@@ -485,6 +501,42 @@ class LineCounter:
             if not keeps_counted:
                 cols["counted_in"][rows] = False
                 cols["counted_out"][rows] = False
+        if behind.shape[0]:
+            rows = self.table.find(behind)[0]  # all handed over just now
+            cols["side"][rows] = 0
+            cols["pending"][rows] = 0
+            cols["through"][rows] = False
+            cols["counted_in"][rows] = False
+            cols["counted_out"][rows] = False
+
+    def _behind(
+        self,
+        child: npt.NDArray[np.int64],
+        parent: npt.NDArray[np.int64],
+        child_anchors: npt.NDArray[np.float64],
+        child_heights: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.int64]:
+        """The children that :meth:`inherit` is about to give a parent's row and that appeared behind
+        their walking parent (see there)."""
+        pidx, pfound = self.table.find(parent)
+        ok = pfound & ~self.table.find(child)[1]
+        if not ok.any():
+            return child[:0]
+        cols = self.table.cols
+        rows = pidx[ok]
+        span = cols["last_ts"][rows] - cols["ref_ts"][rows]
+        measured = (cols["ref_ts"][rows] >= 0.0) & (span >= FORWARD_MIN_SPAN_SECONDS - 1e-6)
+        velocity = (cols["last_pos"][rows] - cols["ref_pos"][rows]) / np.maximum(span, 1e-9)[:, None]
+        jump = child_anchors[ok] - cols["last_pos"][rows]
+        heights = child_heights[ok]
+        behind: npt.NDArray[np.bool_] = (
+            measured
+            & (np.hypot(velocity[:, 0], velocity[:, 1]) >= LINK_BACKWARDS_SPEED * heights)
+            & (np.hypot(jump[:, 0], jump[:, 1]) > LINK_BACKWARDS_MIN_JUMP * heights)
+            & ((velocity * jump).sum(axis=1) < 0.0)
+        )
+        out: npt.NDArray[np.int64] = child[ok][behind]
+        return out
 
     def update(
         self,

@@ -210,6 +210,14 @@ CASES: list[tuple[str, list[Seg], tuple[int, int]]] = [
         [Seg(1, 0.0, 0.55, walk), Seg(2, 0.9, 1.8, walk, link=1)],
         (1, 0),
     ),
+    # A link behind the walker (LineCounter.inherit): the lost id was walking down, the new one
+    # appears above where it was last seen. Another person: the jump back up is no crossing, and the
+    # new id's own crossing is not swallowed by the lost id's "in".
+    (
+        "linked new id behind the walker, past the line: another person, who counts on its own",
+        [Seg(1, 0.0, 0.9, walk), Seg(2, 1.0, 2.0, lambda t: 60.0 + 100.0 * (t - 1.0), link=1)],
+        (2, 0),
+    ),
     # Forward projection (LineSpec.forward_seconds, 1.5 s): an id last seen 0.2 s or 0.8 s before the
     # line, walking on, and given up later crossed it unseen; one that stopped, or was more than 1.5 s
     # of walking from it, not.
