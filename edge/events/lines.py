@@ -297,6 +297,8 @@ def _advance(
     return n_back, n_cross
 
 
+_Ids = npt.NDArray[np.int64]
+_Floats = npt.NDArray[np.float64]
 _EMPTY_ROWS: npt.NDArray[np.intp] = np.zeros(0, np.intp)
 _EMPTY_DIRS: npt.NDArray[np.int8] = np.zeros(0, np.int8)
 _EMPTY_POINTS: npt.NDArray[np.float64] = np.zeros((0, 2), np.float64)
@@ -509,13 +511,7 @@ class LineCounter:
             cols["counted_in"][rows] = False
             cols["counted_out"][rows] = False
 
-    def _behind(
-        self,
-        child: npt.NDArray[np.int64],
-        parent: npt.NDArray[np.int64],
-        child_anchors: npt.NDArray[np.float64],
-        child_heights: npt.NDArray[np.float64],
-    ) -> npt.NDArray[np.int64]:
+    def _behind(self, child: _Ids, parent: _Ids, child_anchors: _Floats, child_heights: _Floats) -> _Ids:
         """The children that :meth:`inherit` is about to give a parent's row and that appeared behind
         their walking parent (see there)."""
         pidx, pfound = self.table.find(parent)
@@ -535,7 +531,7 @@ class LineCounter:
             & (np.hypot(jump[:, 0], jump[:, 1]) > LINK_BACKWARDS_MIN_JUMP * heights)
             & ((velocity * jump).sum(axis=1) < 0.0)
         )
-        out: npt.NDArray[np.int64] = child[ok][behind]
+        out: _Ids = child[ok][behind]
         return out
 
     def update(
