@@ -437,15 +437,13 @@ class LineCounter:
     ) -> None:
         """The forward projection of :meth:`project`; appends what it counts to the ``out_`` lists."""
         cols = self.table.cols
-        span = cols["last_ts"][rows] - cols["ref_ts"][rows]
-        cand = np.flatnonzero(
-            (side != 0) & ~pending & (cols["ref_ts"][rows] >= 0.0) & (span >= FORWARD_MIN_SPAN_SECONDS - 1e-6)
-        )
+        measured, velocities = self._velocity(rows)
+        cand = np.flatnonzero((side != 0) & ~pending & measured)
         if cand.shape[0] == 0:
             return
         rr = rows[cand]
         last = cols["last_pos"][rr]
-        velocity = (last - cols["ref_pos"][rr]) / span[cand, None]
+        velocity = velocities[cand]
         ahead = last + velocity * self.spec.forward_seconds
         s0 = np.sign(cross(self._a, self._b, last)).astype(np.int8)
         s1 = np.sign(cross(self._a, self._b, ahead)).astype(np.int8)
@@ -511,6 +509,16 @@ class LineCounter:
             cols["counted_in"][rows] = False
             cols["counted_out"][rows] = False
 
+    def _velocity(self, rows: npt.NDArray[np.intp]) -> tuple[npt.NDArray[np.bool_], _Floats]:
+        """Each row's recent velocity in pixels per second, from its last sighting and the reference
+        up to :data:`FORWARD_WINDOW_SECONDS` before it, and whether it is measured at all (the two at
+        least :data:`FORWARD_MIN_SPAN_SECONDS` apart; unmeasured rows' velocities mean nothing)."""
+        cols = self.table.cols
+        span = cols["last_ts"][rows] - cols["ref_ts"][rows]
+        measured = (cols["ref_ts"][rows] >= 0.0) & (span >= FORWARD_MIN_SPAN_SECONDS - 1e-6)
+        velocity = (cols["last_pos"][rows] - cols["ref_pos"][rows]) / np.maximum(span, 1e-9)[:, None]
+        return measured, velocity
+
     def _behind(self, child: _Ids, parent: _Ids, child_anchors: _Floats, child_heights: _Floats) -> _Ids:
         """The children that :meth:`inherit` is about to give a parent's row and that appeared behind
         their walking parent (see there)."""
@@ -518,12 +526,9 @@ class LineCounter:
         ok = pfound & ~self.table.find(child)[1]
         if not ok.any():
             return child[:0]
-        cols = self.table.cols
         rows = pidx[ok]
-        span = cols["last_ts"][rows] - cols["ref_ts"][rows]
-        measured = (cols["ref_ts"][rows] >= 0.0) & (span >= FORWARD_MIN_SPAN_SECONDS - 1e-6)
-        velocity = (cols["last_pos"][rows] - cols["ref_pos"][rows]) / np.maximum(span, 1e-9)[:, None]
-        jump = child_anchors[ok] - cols["last_pos"][rows]
+        measured, velocity = self._velocity(rows)
+        jump = child_anchors[ok] - self.table.cols["last_pos"][rows]
         heights = child_heights[ok]
         behind: npt.NDArray[np.bool_] = (
             measured
